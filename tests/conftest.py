@@ -67,3 +67,37 @@ def clustered_embeddings(rng):
     points = centres[labels] + rng.normal(scale=0.3, size=(len(labels), 24))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     return points.astype(np.float32), labels
+
+
+ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+                 "Thriller", "War", "Western"]
+
+
+@pytest.fixture(scope="session")
+def tiny_movielens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ML-100K-format release (u.data, u.item; latin-1, exact field layout) with real structure:
+    60 users who each mostly watch one of four genres, in an order that repeats, over 48 movies."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("tiny-ml-100k")
+    words = ["toy", "story", "comedy", "drama", "the", "night", "space", "love"]
+    items = []
+    for movie in range(1, 49):
+        genre = 1 + (movie - 1) % 4  # Action, Adventure, Animation, Children's
+        flags = ["1" if g == genre else "0" for g in range(19)]
+        title = f"{words[movie % 8].title()} {words[(movie // 8) % 8]} {movie} ({1980 + movie % 20})"
+        items.append("|".join([str(movie), title, "01-Jan-1995", "", "http://example.org", *flags]))
+    (root / "u.item").write_bytes(("\n".join(items) + "\n").encode("latin-1"))
+    rows = []
+    for user in range(1, 61):
+        genre = user % 4
+        favourites = [m for m in range(1, 49) if (m - 1) % 4 == genre]
+        others = [m for m in range(1, 49) if (m - 1) % 4 != genre]
+        count = int(rng.integers(12, 20))
+        seen = list(rng.permutation(favourites))[: count - 3] + list(rng.choice(others, 3, replace=False))
+        for step, movie in enumerate(seen):
+            rows.append(f"{user}\t{movie}\t{int(rng.integers(1, 6))}\t{880000000 + 1000 * step + user}")
+    (root / "u.data").write_text("\n".join(rows) + "\n", encoding="latin-1")
+    return root

@@ -1,0 +1,77 @@
+"""Batches for the sequence models: whole-sequence training windows and evaluation histories.
+
+Training uses whole sequences with causal masking: a window of L + 1 items gives L (input, next item)
+pairs in one pass, instead of one encoder pass per prefix. Each user's training sequence is cut into
+windows of L + 1 items from its end with stride L, so every training target is predicted exactly once
+per epoch, and the most recent items always sit in a full-length window.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from recsys.sequences import SequenceSplit
+
+PAD = -1  # item index used for padding (left side)
+
+
+def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
+    """Last `length` items of each sequence, right-aligned in a (B, length) int64 array padded with PAD."""
+    out = np.full((len(sequences), length), PAD, dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = np.asarray(seq[-length:], dtype=np.int64)
+        if len(tail):
+            out[row, length - len(tail):] = tail
+    return out
+
+
+def training_windows(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
+    """(W, max_len + 1) windows, cut from each sequence's end with stride max_len; sequences of < 2 items
+    give nothing (no target)."""
+    windows = []
+    for seq in sequences:
+        for end in range(len(seq), 1, -max_len):
+            windows.append(seq[max(0, end - max_len - 1):end])
+    if not windows:
+        raise ValueError("no training sequence has two or more items")
+    return left_pad(windows, max_len + 1)
+
+
+def stage_histories(split: SequenceSplit, rows: np.ndarray, stage: str) -> list[np.ndarray]:
+    """The model inputs of evaluated users `rows` at `stage` ("valid" or "test")."""
+    if stage not in ("valid", "test"):
+        raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
+    fetch = split.valid_inputs if stage == "valid" else split.test_inputs
+    return [fetch(int(u)) for u in rows]
+
+
+def exclusion_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
+    """(B, N) True for the items a user has already rated; those are never recommended."""
+    mask = torch.zeros(len(histories), num_items, dtype=torch.bool)
+    for row, items in enumerate(histories):
+        mask[row, torch.from_numpy(np.array(items, dtype=np.int64))] = True
+    return mask
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Training windows of every training sequence; validation batches are rows of evaluated users."""
+
+    def __init__(self, split: SequenceSplit, *, max_len: int, batch_size: int, seed: int,
+                 eval_batch_size: int = 256) -> None:
+        super().__init__()
+        self.split, self.max_len, self.batch_size, self.seed = split, max_len, batch_size, seed
+        self.eval_batch_size = eval_batch_size
+
+    def setup(self, stage: str | None = None) -> None:
+        self.windows = torch.as_tensor(training_windows(self.split.training_sequences(), self.max_len))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.windows), batch_size=self.batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def val_dataloader(self) -> DataLoader:
+        rows = torch.arange(len(self.split.user_ids))
+        return DataLoader(TensorDataset(rows), batch_size=self.eval_batch_size)

@@ -1,0 +1,127 @@
+"""The generative-retrieval model: read a history of Semantic IDs, generate the next movie's SID.
+
+Read top to bottom: config, SID head, model.
+
+- An item enters as the sum of its SID tokens' embeddings (one table per level, i.e. per-level
+  vocabularies) plus, optionally, a hashed user-id embedding (TIGER uses a user token).
+- A causal transformer over items (`recsys.backbone`) gives one state per position; each is trained to
+  produce the next item's SID, so a whole sequence trains every position in one pass.
+- The SID head generates the T tokens autoregressively: state_0 = h, logits_k = out_k(mlp_k(state_k)),
+  state_{k+1} = state_k + emb_k(code_k). Decoding is `ConstrainedBeamSearch` over the catalogue's trie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from recsys.backbone import BackboneConfig, SequenceBackbone
+from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
+
+
+@dataclass
+class GenerativeConfig(BackboneConfig):
+    vocab_sizes: tuple[int, ...] = field(default_factory=tuple)  # codes per SID level
+    num_items: int = 0  # catalogue size (rows of the item -> SID table)
+    user_buckets: int = 0  # hashed user-id embeddings; 0 = none
+    head_hidden: int = 0  # width of each level's MLP; 0 = 2 * d_model
+    # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
+    # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
+    item_embedding: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.vocab_sizes = tuple(int(v) for v in self.vocab_sizes)
+        if not self.vocab_sizes or min(self.vocab_sizes) < 1:
+            raise ValueError(f"GenerativeConfig.vocab_sizes must list >= 1 code per level, got {self.vocab_sizes}")
+        if self.num_items < 1:
+            raise ValueError(f"GenerativeConfig.num_items must be >= 1, got {self.num_items}")
+        if self.user_buckets < 0 or self.head_hidden < 0:
+            raise ValueError("GenerativeConfig: user_buckets and head_hidden must be >= 0")
+
+
+class SidHead(nn.Module):
+    """Generates one SID token per level from a state that accumulates the tokens chosen so far."""
+
+    def __init__(self, config: GenerativeConfig) -> None:
+        super().__init__()
+        d, hidden = config.d_model, config.head_hidden or 2 * config.d_model
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(config.dropout),
+                          nn.Linear(hidden, d))
+            for _ in config.vocab_sizes
+        )
+        self.out = nn.ModuleList(nn.Linear(d, v) for v in config.vocab_sizes)
+        self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes)
+
+    def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
+        return self.out[level](state + self.mlps[level](state))  # (..., V_level)
+
+    def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
+        return state + self.code[level](codes)
+
+    def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor) -> torch.Tensor:
+        """Mean over rows and levels of the cross-entropy of each true token; state (M, D), sids (M, T)."""
+        losses = []
+        for level in range(target_sids.shape[1]):
+            losses.append(F.cross_entropy(self.level_logits(state, level), target_sids[:, level]))
+            state = self.advance(state, level, target_sids[:, level])
+        return torch.stack(losses).mean()
+
+
+class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
+    def __init__(self, config: GenerativeConfig | dict, item_sids: np.ndarray | None = None) -> None:
+        super().__init__()
+        if isinstance(config, dict):  # from_pretrained passes config.json back as a dict
+            config = GenerativeConfig(**config)
+        self.config = config
+        shape = (config.num_items, len(config.vocab_sizes))
+        sids = torch.zeros(shape, dtype=torch.long) if item_sids is None else torch.as_tensor(np.asarray(item_sids))
+        if tuple(sids.shape) != shape or (sids.max(0).values >= torch.tensor(config.vocab_sizes)).any():
+            raise ValueError(f"item_sids must be {shape} with codes below vocab_sizes {config.vocab_sizes}")
+        self.register_buffer("item_sids", sids.long())  # (N, T), saved with the weights
+        self.token = nn.ModuleList(nn.Embedding(v, config.d_model) for v in config.vocab_sizes)
+        self.item = nn.Embedding(config.num_items, config.d_model) if config.item_embedding else None
+        self.user = nn.Embedding(config.user_buckets, config.d_model) if config.user_buckets else None
+        self.backbone = SequenceBackbone(config)
+        self.head = SidHead(config)
+        self._search: ConstrainedBeamSearch | None = None
+
+    def embed_items(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, L) item indices (PAD = -1) -> (B, L, D): sum of the item's SID token (and id) embeddings."""
+        sids = self.item_sids[items.clamp(min=0)]  # (B, L, T)
+        x = sum(table(sids[..., k]) for k, table in enumerate(self.token))
+        return x if self.item is None else x + self.item(items.clamp(min=0))
+
+    def hidden(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) left-padded histories -> (B, L, D) states; state t is trained to predict item t + 1."""
+        x = self.embed_items(items)
+        if self.user is not None and users is not None:
+            x = x + self.user(users % self.config.user_buckets)[:, None, :]
+        return self.backbone(x, items < 0)
+
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-SID cross-entropy at every position with a real input and a real target."""
+        h = self.hidden(inputs, users)  # (B, L, D)
+        keep = (inputs >= 0) & (targets >= 0)
+        return self.head.teacher_forced_loss(h[keep], self.item_sids[targets[keep]])
+
+    def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
+        return self.head.level_logits(state, level)
+
+    def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
+        return self.head.advance(state, level, codes)
+
+    @torch.no_grad()
+    def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int, beam_size: int = 20,
+                  users: torch.Tensor | None = None) -> BeamResult:
+        """Top-k unseen, real movies for each history (B, L) by constrained beam search."""
+        if self._search is None or self._search.beam_size != beam_size:
+            self._search = ConstrainedBeamSearch(SidTrie(self.item_sids.cpu().numpy()), beam_size)
+        state = self.hidden(items, users)[:, -1]  # (B, D): the most recent position
+        return self._search(self, state, exclude, k)

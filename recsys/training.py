@@ -1,0 +1,107 @@
+"""Lightning training for both sequence models, with early stopping on validation NDCG@10.
+
+Kept apart from the models so that loading one for inference never imports Lightning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
+
+from recsys.data import SequenceDataModule, exclusion_mask, left_pad, stage_histories
+from recsys.metrics import ndcg_at_k, recall_at_k
+from recsys.sequences import SequenceSplit
+
+log = logging.getLogger(__name__)
+MONITOR = "val/ndcg@10"
+
+
+@dataclass
+class TrainingConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 10  # validation checks without a better NDCG@10
+    val_every: int = 1  # epochs between validation checks
+    beam_size: int = 20
+    seed: int = 42
+    trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or min(self.batch_size, self.max_epochs, self.patience, self.val_every, self.beam_size) < 1:
+            raise ValueError(f"TrainingConfig: every size and rate must be positive: {self}")
+
+
+def recommend_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, stage: str, k: int,
+                    num_items: int, beam_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k item indices and scores for evaluated users `rows` at `stage`, history excluded."""
+    histories = stage_histories(split, rows, stage)
+    items = torch.as_tensor(left_pad(histories, model.config.max_len))
+    exclude = exclusion_mask(histories, num_items)
+    kwargs = {"beam_size": beam_size} if hasattr(model, "head") else {}
+    ranked, scores = model.recommend(items, exclude, k, **kwargs)
+    return ranked, scores
+
+
+class RecommenderModule(L.LightningModule):
+    def __init__(self, model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig):
+        super().__init__()
+        self.model, self.split, self.num_items, self.training_config = model, split, num_items, training
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        windows = batch[0]  # (B, L + 1)
+        loss = self.model.loss(windows[:, :-1], windows[:, 1:])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        rows = batch[0].cpu().numpy()
+        ranked, _ = recommend_batch(self.model, self.split, rows, "valid", 10, self.num_items,
+                                    self.training_config.beam_size)
+        self._val.append((ranked.cpu().numpy(), self.split.valid_target[rows]))
+
+    def on_validation_epoch_end(self) -> None:
+        ranked = np.concatenate([r for r, _ in self._val])
+        targets = np.concatenate([t for _, t in self._val])
+        self._val.clear()
+        self.log_dict({MONITOR: float(ndcg_at_k(ranked, targets, 10).mean()),
+                       "val/recall@10": float(recall_at_k(ranked, targets, 10).mean())}, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        cfg = self.training_config
+        return torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig, *,
+                      output_dir: Path, progress: bool = True) -> nn.Module:
+    """Fit `model` on the split's training sequences; returns it with the best validation weights."""
+    L.seed_everything(training.seed, workers=True, verbose=False)
+    data = SequenceDataModule(split, max_len=model.config.max_len, batch_size=training.batch_size,
+                              seed=training.seed)
+    module = RecommenderModule(model, split, num_items, training)
+    checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=MONITOR, mode="max",
+                                 save_last=True, filename="best")
+    trainer = L.Trainer(
+        max_epochs=training.max_epochs, check_val_every_n_epoch=training.val_every,
+        callbacks=[EarlyStopping(MONITOR, patience=training.patience, mode="max"), checkpoint],
+        logger=[CSVLogger(output_dir, name="logs", version=""),
+                TensorBoardLogger(output_dir, name="tensorboard", version="")],
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        **{"accelerator": "cpu", "devices": 1, "deterministic": True, **training.trainer},
+    )
+    trainer.fit(module, datamodule=data)
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(best["state_dict"])
+    log.info("%s: best %s %.4f", type(model).__name__, MONITOR, float(checkpoint.best_model_score))
+    return module.model.cpu().eval()
