@@ -47,10 +47,17 @@ class SidTrie:
         self.leaf_item = torch.empty(self.num_items, dtype=torch.long)
         self.leaf_item[self.prefix_of_item[-1]] = torch.arange(self.num_items)
 
+    def to(self, device: torch.device | str) -> SidTrie:
+        """Move the tables to `device` (where the model's states live); returns self."""
+        self.prefix_of_item = [p.to(device) for p in self.prefix_of_item]
+        self.children = [c.to(device) for c in self.children]
+        self.root, self.leaf_item = self.root.to(device), self.leaf_item.to(device)
+        return self
+
     def open_prefixes(self, allowed_items: torch.Tensor) -> list[torch.Tensor]:
         """(U, N) bool allowed items -> per level (U, P_k) bool: the prefix still leads to an allowed item."""
         counts = allowed_items.float()
-        return [torch.zeros(len(counts), int(p.max()) + 1).index_add_(1, p, counts) > 0
+        return [counts.new_zeros(len(counts), int(p.max()) + 1).index_add_(1, p, counts) > 0
                 for p in self.prefix_of_item]
 
 
@@ -69,7 +76,7 @@ class ConstrainedBeamSearch:
     def __call__(self, model: SidDecoder, state: torch.Tensor, exclude: torch.Tensor, k: int) -> BeamResult:
         """Top-k movies for each of U users from decoder states (U, D); exclude (U, N) True = never."""
         trie, beam = self.trie, max(self.beam_size, k)
-        open_at = trie.open_prefixes(~exclude)
+        open_at = trie.open_prefixes(~exclude.to(state.device))
         users = len(state)
         logp = torch.log_softmax(model.level_logits(state, 0).float(), dim=-1)  # (U, V0)
         candidate = trie.root[None].expand(users, -1)  # (U, V0) prefix ids
@@ -80,7 +87,7 @@ class ConstrainedBeamSearch:
             logp = logp.view(users, beam, -1)  # (U, B, V)
             candidate = trie.children[level - 1][prefix]  # (U, B, V)
             scores, prefix, codes, source = self._select(logp, candidate, open_at[level], scores, beam)
-            parent = (source + torch.arange(users)[:, None] * beam).flatten()
+            parent = (source + torch.arange(users, device=source.device)[:, None] * beam).flatten()
             if level < trie.depth - 1:
                 states = model.advance(states[parent], level, codes.flatten())
         if torch.isinf(scores[:, :k]).any():

@@ -62,8 +62,9 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
     def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int,
                   users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k by exact scores (used for validation during training; FAISS gives the same ranking)."""
-        scores = self.user_vectors(items, users) @ self.item.weight.T  # (B, N)
-        top = scores.masked_fill(exclude, float("-inf")).topk(k, dim=1)
+        device = self.item.weight.device
+        scores = self.user_vectors(items.to(device), None if users is None else users.to(device)) @ self.item.weight.T
+        top = scores.masked_fill(exclude.to(device), float("-inf")).topk(k, dim=1)  # (B, k)
         return top.indices, top.values
 
     def faiss_index(self) -> faiss.Index:

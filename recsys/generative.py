@@ -66,12 +66,16 @@ class SidHead(nn.Module):
         return state + self.code[level](codes)
 
     def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor) -> torch.Tensor:
-        """Mean over rows and levels of the cross-entropy of each true token; state (M, D), sids (M, T)."""
-        losses = []
+        """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows.
+
+        The sum (not the mean over levels) is the item's negative log-likelihood, the same quantity the
+        dense model's softmax minimises, so both models train at the same learning rate.
+        """
+        loss = state.new_zeros(())
         for level in range(target_sids.shape[1]):
-            losses.append(F.cross_entropy(self.level_logits(state, level), target_sids[:, level]))
+            loss = loss + F.cross_entropy(self.level_logits(state, level), target_sids[:, level])
             state = self.advance(state, level, target_sids[:, level])
-        return torch.stack(losses).mean()
+        return loss
 
 
 class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
@@ -122,6 +126,8 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
                   users: torch.Tensor | None = None) -> BeamResult:
         """Top-k unseen, real movies for each history (B, L) by constrained beam search."""
         if self._search is None or self._search.beam_size != beam_size:
-            self._search = ConstrainedBeamSearch(SidTrie(self.item_sids.cpu().numpy()), beam_size)
-        state = self.hidden(items, users)[:, -1]  # (B, D): the most recent position
+            trie = SidTrie(self.item_sids.cpu().numpy()).to(self.item_sids.device)
+            self._search = ConstrainedBeamSearch(trie, beam_size)
+        device = self.item_sids.device
+        state = self.hidden(items.to(device), None if users is None else users.to(device))[:, -1]  # (B, D)
         return self._search(self, state, exclude, k)

