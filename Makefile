@@ -25,5 +25,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Speed and memory on ML-100K; needs a finished `make demo` (runs/demo). Results go to bench/results/.
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_sids.py --dataset ml-100k --run $(RUN)
+	$(BIN)/python bench/bench_recsys.py --dataset ml-100k --run $(RUN)
+	$(BIN)/python bench/rqvae_ablation.py --run $(RUN)
+	$(BIN)/python bench/report.py
+
 clean-venv:
 	rm -rf $(VENV)

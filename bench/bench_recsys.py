@@ -151,7 +151,8 @@ NOTES = [
     "which does not depend on the weights",
     "training: Lightning fit, validation disabled (limit_val_batches=0), deterministic=True as in the pipeline; "
     "epoch_seconds from on_train_epoch_start/end hooks, data loading included",
-    "inference runs on CPU whatever --device (recommend_batch, dense_topk and the SID trie are CPU-only)",
+    "inference runs on CPU whatever --device, as in the pipeline (train_recommender returns the model on CPU; "
+    "model_topk and dense_topk take and return CPU arrays)",
     "dense_topk computes user vectors in batches of 512 (its own) and searches depth = k + longest history; "
     "the raw search uses precomputed user vectors in batches of 256",
     "content_recommend scores all users in one call (the pipeline's function has no batching)",

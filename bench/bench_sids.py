@@ -18,7 +18,7 @@ import pandas as pd
 from common import Timer, median_seconds, peak_rss_mib, quiet, rate, trainer_flags, write_result
 
 from rqsid.assign import assign_semantic_ids, quantize_in_order
-from rqsid.embed import DEFAULT_MODEL, load_encoder
+from rqsid.encoder import DEFAULT_MODEL, load_encoder
 from rqsid.lightning import RQVAEModule, train_rqvae
 from rqsid.presets import get_preset
 

@@ -85,7 +85,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
             config = GenerativeConfig(**config)
         self.config = config
         shape = (config.num_items, len(config.vocab_sizes))
-        sids = torch.zeros(shape, dtype=torch.long) if item_sids is None else torch.as_tensor(np.asarray(item_sids))
+        sids = torch.zeros(shape, dtype=torch.long) if item_sids is None else torch.as_tensor(np.array(item_sids))
         if tuple(sids.shape) != shape or (sids.max(0).values >= torch.tensor(config.vocab_sizes)).any():
             raise ValueError(f"item_sids must be {shape} with codes below vocab_sizes {config.vocab_sizes}")
         self.register_buffer("item_sids", sids.long())  # (N, T), saved with the weights

@@ -103,7 +103,7 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig) 
             GenerativeConfig(**backbone, vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
                              num_items=catalogue.size, item_embedding=cfg.item_embedding), item_sids=sids),
     }
-    predictions, seconds = {}, {}
+    predictions, seconds, valid = {}, {}, {}
     for name in cfg.models:
         start = time.perf_counter()
         if name == "popularity":
@@ -115,10 +115,12 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig) 
             ranked, scores = (dense_topk(model, split, TOP_K) if name == "faiss-dense" else
                               model_topk(model, split, catalogue, TOP_K, cfg.training.beam_size))
         predictions[name] = predictions_frame(split.user_ids, ranked, scores, catalogue)
-        check_recommendations(predictions[name], split, catalogue, "test")
+        # Share of recommendations that are real catalogue movies outside the user's history (must be 1).
+        valid[name] = check_recommendations(predictions[name], split, catalogue, "test")
         seconds[name] = round(time.perf_counter() - start, 1)
         log.info("%s: done in %.1f s", name, seconds[name])
-    extra = {"seed": cfg.training.seed, "seconds": seconds, "config": config_dict(cfg)}
+    extra = {"seed": cfg.training.seed, "seconds": seconds, "valid_recommendations": valid,
+             "config": config_dict(cfg)}
     return write_evaluation(run_dir, dataset=dataset.name, split=split.name, predictions=predictions,
                             targets=targets_frame(split, catalogue, "test"), extra=extra)
 

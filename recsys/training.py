@@ -30,9 +30,9 @@ class TrainingConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 128
-    max_epochs: int = 200
-    patience: int = 10  # validation checks without a better NDCG@10
-    val_every: int = 1  # epochs between validation checks
+    max_epochs: int = 120
+    patience: int = 8  # validation checks without a better NDCG@10
+    val_every: int = 2  # epochs between validation checks (a beam search over every validation user)
     beam_size: int = 20
     seed: int = 42
     trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
