@@ -24,6 +24,7 @@ class BackboneConfig:
     n_heads: int = 2
     dropout: float = 0.2
     max_len: int = 50  # items of history the model reads
+    user_buckets: int = 0  # hashed user-id embeddings added to every position (TIGER's user token); 0 = none
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "max_len"):
@@ -32,6 +33,8 @@ class BackboneConfig:
                 raise ValueError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.user_buckets < 0:
+            raise ValueError(f"user_buckets must be >= 0, got {self.user_buckets}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -85,12 +88,13 @@ class SequenceBackbone(nn.Module):
         super().__init__()
         self.config = config
         self.position = nn.Embedding(config.max_len, config.d_model)
+        self.user = nn.Embedding(config.user_buckets, config.d_model) if config.user_buckets else None
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
 
-    def forward(self, items: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        """Item representations (B, L, D) and padding mask (B, L) -> hidden states (B, L, D).
+    def forward(self, items: torch.Tensor, padding: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Item representations (B, L, D), padding mask (B, L), optional user ids (B,) -> states (B, L, D).
 
         The hidden state at position t summarises items 0..t and is trained to predict item t + 1.
         """
@@ -98,7 +102,10 @@ class SequenceBackbone(nn.Module):
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.config.max_len}")
         recency = torch.arange(length - 1, -1, -1, device=items.device)  # (L,) 0 = most recent
-        x = self.dropout(items + self.position(recency)[None])  # (B, L, D)
+        x = items + self.position(recency)[None]  # (B, L, D)
+        if self.user is not None and users is not None:
+            x = x + self.user(users % self.config.user_buckets)[:, None, :]
+        x = self.dropout(x)
         x = x.masked_fill(padding[..., None], 0.0)
         allowed = attention_mask(padding)
         for block in self.blocks:

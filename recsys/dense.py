@@ -23,7 +23,6 @@ from recsys.backbone import BackboneConfig, SequenceBackbone
 @dataclass
 class DenseConfig(BackboneConfig):
     num_items: int = 0
-    user_buckets: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -39,14 +38,11 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
         self.config = config
         self.item = nn.Embedding(config.num_items, config.d_model)
         nn.init.normal_(self.item.weight, std=config.d_model ** -0.5)
-        self.user = nn.Embedding(config.user_buckets, config.d_model) if config.user_buckets else None
         self.backbone = SequenceBackbone(config)
 
     def hidden(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         x = self.item(items.clamp(min=0)) * self.config.d_model ** 0.5  # (B, L, D)
-        if self.user is not None and users is not None:
-            x = x + self.user(users % self.config.user_buckets)[:, None, :]
-        return self.backbone(x, items < 0)
+        return self.backbone(x, items < 0, users)
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         h = self.hidden(inputs, users)  # (B, L, D)

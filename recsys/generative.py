@@ -28,7 +28,6 @@ from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
 class GenerativeConfig(BackboneConfig):
     vocab_sizes: tuple[int, ...] = field(default_factory=tuple)  # codes per SID level
     num_items: int = 0  # catalogue size (rows of the item -> SID table)
-    user_buckets: int = 0  # hashed user-id embeddings; 0 = none
     head_hidden: int = 0  # width of each level's MLP; 0 = 2 * d_model
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
@@ -41,8 +40,8 @@ class GenerativeConfig(BackboneConfig):
             raise ValueError(f"GenerativeConfig.vocab_sizes must list >= 1 code per level, got {self.vocab_sizes}")
         if self.num_items < 1:
             raise ValueError(f"GenerativeConfig.num_items must be >= 1, got {self.num_items}")
-        if self.user_buckets < 0 or self.head_hidden < 0:
-            raise ValueError("GenerativeConfig: user_buckets and head_hidden must be >= 0")
+        if self.head_hidden < 0:
+            raise ValueError(f"GenerativeConfig.head_hidden must be >= 0, got {self.head_hidden}")
 
 
 class SidHead(nn.Module):
@@ -91,7 +90,6 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         self.register_buffer("item_sids", sids.long())  # (N, T), saved with the weights
         self.token = nn.ModuleList(nn.Embedding(v, config.d_model) for v in config.vocab_sizes)
         self.item = nn.Embedding(config.num_items, config.d_model) if config.item_embedding else None
-        self.user = nn.Embedding(config.user_buckets, config.d_model) if config.user_buckets else None
         self.backbone = SequenceBackbone(config)
         self.head = SidHead(config)
         self._search: ConstrainedBeamSearch | None = None
@@ -105,9 +103,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
     def hidden(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) left-padded histories -> (B, L, D) states; state t is trained to predict item t + 1."""
         x = self.embed_items(items)
-        if self.user is not None and users is not None:
-            x = x + self.user(users % self.config.user_buckets)[:, None, :]
-        return self.backbone(x, items < 0)
+        return self.backbone(x, items < 0, users)
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """Next-SID cross-entropy at every position with a real input and a real target."""

@@ -13,13 +13,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
 from recsys.data import SequenceDataModule, exclusion_mask, left_pad, stage_histories
 from recsys.metrics import ndcg_at_k, recall_at_k
 from recsys.sequences import SequenceSplit
+from rqsid.lightning import fit_best
 
 log = logging.getLogger(__name__)
 MONITOR = "val/ndcg@10"
@@ -90,18 +89,9 @@ def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, tr
     data = SequenceDataModule(split, max_len=model.config.max_len, batch_size=training.batch_size,
                               seed=training.seed)
     module = RecommenderModule(model, split, num_items, training)
-    checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=MONITOR, mode="max",
-                                 save_last=True, filename="best")
-    trainer = L.Trainer(
-        max_epochs=training.max_epochs, check_val_every_n_epoch=training.val_every,
-        callbacks=[EarlyStopping(MONITOR, patience=training.patience, mode="max"), checkpoint],
-        logger=[CSVLogger(output_dir, name="logs", version=""),
-                TensorBoardLogger(output_dir, name="tensorboard", version="")],
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        **{"accelerator": "cpu", "devices": 1, "deterministic": True, **training.trainer},
-    )
-    trainer.fit(module, datamodule=data)
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(best["state_dict"])
-    log.info("%s: best %s %.4f", type(model).__name__, MONITOR, float(checkpoint.best_model_score))
+    _, best = fit_best(module, data, output_dir=Path(output_dir), monitor=MONITOR, mode="max",
+                       max_epochs=training.max_epochs, patience=training.patience, progress=progress,
+                       trainer_flags=training.trainer, check_val_every_n_epoch=training.val_every,
+                       num_sanity_val_steps=0)
+    log.info("%s: best %s %.4f", type(model).__name__, MONITOR, best)
     return module.model.cpu().eval()

@@ -141,21 +141,32 @@ def train_rqvae(
     data = EmbeddingDataModule(embeddings, batch_size=training.batch_size,
                                val_fraction=training.val_fraction, seed=training.seed)
     module = RQVAEModule(config, training)
-    output_dir = Path(output_dir)
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor="val/loss", mode="min",
+    trainer, best = fit_best(module, data, output_dir=Path(output_dir), monitor="val/loss", mode="min",
+                             max_epochs=training.max_epochs, patience=training.patience, progress=progress,
+                             trainer_flags=training.trainer, log_every_n_steps=1)
+    log.info("RQ-VAE: best val/loss %.4f after %d epochs", best, trainer.current_epoch)
+    return module.cpu().eval()
+
+
+def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_dir: Path, monitor: str,
+             mode: str, max_epochs: int, patience: int, progress: bool, trainer_flags: dict[str, Any],
+             **trainer_kwargs: Any) -> tuple[L.Trainer, float]:
+    """Fit with early stopping on `monitor`, CSV + TensorBoard logs under output_dir, and load the best
+    checkpoint's weights back into `module`. Returns the trainer and the best monitored value.
+
+    CPU and deterministic unless `trainer_flags` (accelerator, devices, strategy, ...) say otherwise.
+    """
+    checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=monitor, mode=mode,
                                  save_last=True, filename="best")
-    trainer_kwargs = {"accelerator": "cpu", "devices": 1, "deterministic": True, **training.trainer}
     trainer = L.Trainer(
-        max_epochs=training.max_epochs,
-        callbacks=[EarlyStopping("val/loss", patience=training.patience, mode="min"), checkpoint],
+        max_epochs=max_epochs,
+        callbacks=[EarlyStopping(monitor, patience=patience, mode=mode), checkpoint],
         logger=[CSVLogger(output_dir, name="logs", version=""),
                 TensorBoardLogger(output_dir, name="tensorboard", version="")],
-        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,
-        **trainer_kwargs,
+        enable_progress_bar=progress, enable_model_summary=False,
+        **{"accelerator": "cpu", "devices": 1, "deterministic": True, **trainer_kwargs, **trainer_flags},
     )
     trainer.fit(module, datamodule=data)
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
-    log.info("RQ-VAE: best val/loss %.4f after %d epochs", float(checkpoint.best_model_score),
-             trainer.current_epoch)
-    return module.cpu().eval()
+    return trainer, float(checkpoint.best_model_score)
