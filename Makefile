@@ -7,7 +7,7 @@ RUN    ?= runs/demo
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo ml-1m test lint bench bench-ml-1m clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/sidrec demo --run $(RUN)
+
+# MovieLens-1M, the field's standard benchmark: the whole pipeline with the ml-1m preset, report in
+# runs/ml-1m/report.md. About an hour on 2 CPU cores; add ARGS="--accelerator gpu" on a GPU machine.
+ml-1m: $(STAMP)
+	$(BIN)/sidrec run --preset ml-1m --run runs/ml-1m $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +35,12 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_sids.py --dataset ml-100k --run $(RUN)
 	$(BIN)/python bench/bench_recsys.py --dataset ml-100k --run $(RUN)
 	$(BIN)/python bench/rqvae_ablation.py --run $(RUN)
+	$(BIN)/python bench/report.py
+
+# Windows vs sampled prefixes on ML-1M (needs runs/ml-1m), and the stage timings of `make ml-1m`.
+bench-ml-1m: $(STAMP)
+	$(BIN)/python bench/sampling.py --dataset ml-1m --run runs/ml-1m --preset ml-1m
+	$(BIN)/python bench/pipeline_timings.py runs/ml-1m
 	$(BIN)/python bench/report.py
 
 clean-venv:

@@ -13,8 +13,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import faiss
@@ -26,11 +24,11 @@ from torch import nn
 
 from recsys.baselines import content_recommend
 from recsys.data import SequenceDataModule, left_pad
-from recsys.dense import DenseConfig, DenseSequentialModel
+from recsys.dense import DenseSequentialModel
 from recsys.evaluate import TOP_K
-from recsys.generative import GenerativeConfig, SidGenerativeModel
+from recsys.generative import SidGenerativeModel
 from recsys.movielens import load_movielens
-from recsys.recommenders import RecommenderConfig, dense_topk, model_topk, read_run_inputs
+from recsys.recommenders import RecommenderConfig, dense_topk, model_builders, model_topk, read_run_inputs
 from recsys.sequences import Catalogue, SequenceSplit, make_split
 from recsys.training import RecommenderModule, recommend_batch
 
@@ -46,17 +44,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--beam", type=int, default=20, help="beam size of the generative model")
     parser.add_argument("--repeats", type=int, default=3, help="inference timings: median of this many")
     return parser.parse_args()
-
-
-def builders(cfg: RecommenderConfig, catalogue: Catalogue, sids: np.ndarray) -> dict[str, Callable[[], nn.Module]]:
-    """The two learned models, built as run_recommenders builds them."""
-    backbone = asdict(cfg.backbone)
-    return {
-        "faiss-dense": lambda: DenseSequentialModel(DenseConfig(**backbone, num_items=catalogue.size)),
-        "sid-generative": lambda: SidGenerativeModel(
-            GenerativeConfig(**backbone, vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
-                             num_items=catalogue.size, item_embedding=cfg.item_embedding), item_sids=sids),
-    }
 
 
 class EpochTimer(L.Callback):
@@ -89,12 +76,12 @@ def bench_training(model: nn.Module, split: SequenceSplit, catalogue: Catalogue,
             trainer.fit(RecommenderModule(model, split, catalogue.size, cfg.training), datamodule=data)
     steady = timer.seconds[1:]
     per_epoch = statistics.mean(steady) if steady else None
-    return {"epochs": epochs, "training_windows": len(data.windows), "batch_size": cfg.training.batch_size,
+    return {"epochs": epochs, "training_windows": len(data.train_set), "batch_size": cfg.training.batch_size,
             "parameters": sum(p.numel() for p in model.parameters()),
             "epoch_seconds": [round(s, 3) for s in timer.seconds], "fit_seconds": round(fit.seconds, 2),
             "seconds_per_epoch_all": round(statistics.mean(timer.seconds), 3),
             "seconds_per_epoch_excluding_first": round(per_epoch, 3) if per_epoch is not None else None,
-            "windows_per_second": rate(len(data.windows), per_epoch or statistics.mean(timer.seconds)),
+            "windows_per_second": rate(len(data.train_set), per_epoch or statistics.mean(timer.seconds)),
             "peak_rss_mib_after": peak_rss_mib()}
 
 
@@ -169,7 +156,7 @@ def main() -> None:
     figures: dict = {"split": split.name, "users": len(split.user_ids), "items": catalogue.size,
                      "faiss_threads": faiss.omp_get_max_threads(), "training": {}, "inference": {}}
     models = {}
-    for name, build in builders(cfg, catalogue, sids).items():
+    for name, build in model_builders(cfg, catalogue, sids).items():
         models[name] = build()
         figures["training"][name] = bench_training(models[name], split, catalogue, cfg, args.epochs, args.device)
     figures["inference"]["sid-generative"] = bench_generative(models["sid-generative"], split, catalogue,

@@ -9,15 +9,14 @@ bench/results/rqvae-ablation-<dataset>.json with per-level utilisation, collisio
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import write_result
 
 from rqsid.assign import assign_semantic_ids
-from rqsid.io import write_json
 from rqsid.lightning import train_rqvae
 from rqsid.presets import get_preset
 from rqsid.quality import sid_quality_report
@@ -53,9 +52,9 @@ def main() -> None:
     variants = [run_variant(embeddings, genres, kmeans, reseed, args.seed)
                 for kmeans in (False, True) for reseed in (False, True)]
     dataset = pd.read_json(run / "sid_quality.json", typ="series")["dataset"]
-    result = {"command": f".venv/bin/python {' '.join(sys.argv)}", "dataset": dataset, "seed": args.seed,
-              "num_items": len(embeddings), "variants": variants}
-    write_json(result, Path("bench") / "results" / f"rqvae-ablation-{dataset}.json")
+    figures = {"dataset": dataset, "seed": args.seed, "num_items": len(embeddings),
+               "variants": {f"kmeans_init={v['kmeans_init']}, reseed={v['reseed_dead_codes']}": v for v in variants}}
+    write_result(f"rqvae-ablation-{dataset}", "cpu", figures)
     print(pd.DataFrame(variants).to_string())
 
 

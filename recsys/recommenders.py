@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -81,8 +82,21 @@ def dense_topk(model: DenseSequentialModel, split: SequenceSplit, k: int) -> tup
     return faiss_topk_excluding(queries, model.faiss_index(), histories, k)
 
 
+def model_builders(cfg: RecommenderConfig, catalogue: Catalogue, sids: np.ndarray) -> dict[str, Callable]:
+    """Constructors of the two learned models, on the same backbone settings (equal capacity)."""
+    backbone = asdict(cfg.backbone)
+    return {
+        "faiss-dense": lambda: DenseSequentialModel(DenseConfig(**backbone, num_items=catalogue.size)),
+        "sid-generative": lambda: SidGenerativeModel(
+            GenerativeConfig(**backbone, vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
+                             num_items=catalogue.size, item_embedding=cfg.item_embedding), item_sids=sids),
+    }
+
+
 def train_learned(name: str, build: Callable[[], torch.nn.Module], split: SequenceSplit, catalogue: Catalogue,
                   cfg: RecommenderConfig, run_dir: Path) -> torch.nn.Module:
+    # Seed before building, so that a model's initial weights do not depend on what ran before it.
+    L.seed_everything(cfg.training.seed, workers=True, verbose=False)
     model = train_recommender(build(), split, catalogue.size, cfg.training, output_dir=run_dir / "train" / name,
                               progress=cfg.progress)
     with atomic_path(run_dir / "models" / name) as tmp:
@@ -96,13 +110,7 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig) 
     catalogue, embeddings, sids = read_run_inputs(run_dir)
     split = make_split(cfg.split, dataset.ratings, catalogue)
     log.info("%s split: %d users evaluated, %d skipped", split.name, len(split.user_ids), split.skipped_users)
-    backbone = asdict(cfg.backbone)
-    builders = {
-        "faiss-dense": lambda: DenseSequentialModel(DenseConfig(**backbone, num_items=catalogue.size)),
-        "sid-generative": lambda: SidGenerativeModel(
-            GenerativeConfig(**backbone, vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
-                             num_items=catalogue.size, item_embedding=cfg.item_embedding), item_sids=sids),
-    }
+    builders = model_builders(cfg, catalogue, sids)
     predictions, seconds, valid = {}, {}, {}
     for name in cfg.models:
         start = time.perf_counter()

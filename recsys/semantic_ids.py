@@ -43,9 +43,11 @@ class SidConfig:
     progress: bool = True
 
 
-def embedding_cache_path(encoder: str, home: Path | None = None) -> Path:
+def embedding_cache_path(encoder: str, dataset: str, home: Path | None = None) -> Path:
+    """One cache per dataset and encoder: movie ids are only unique within a dataset (ML-100K's movie 1 and
+    ML-1M's movie 1 have different texts), and the cache is keyed by id."""
     slug = encoder.strip("/").replace("/", "--")
-    return (home or data_home()) / "cache" / "embeddings" / f"{slug}.parquet"
+    return (home or data_home()) / "cache" / "embeddings" / dataset / f"{slug}.parquet"
 
 
 def write_movies(dataset: MovieLens, run_dir: Path) -> pd.DataFrame:
@@ -56,10 +58,11 @@ def write_movies(dataset: MovieLens, run_dir: Path) -> pd.DataFrame:
     return movies
 
 
-def embed_movies(movies: pd.DataFrame, cfg: SidConfig, run_dir: Path, home: Path | None) -> np.ndarray:
+def embed_movies(movies: pd.DataFrame, dataset: str, cfg: SidConfig, run_dir: Path,
+                 home: Path | None) -> np.ndarray:
     embeddings = encode_with_cache(
         movies["movie_id"].tolist(), movies["text"].tolist(), model=cfg.encoder,
-        cache_path=embedding_cache_path(cfg.encoder, home),
+        cache_path=embedding_cache_path(cfg.encoder, dataset, home),
     )
     table = pd.DataFrame({"movie_id": movies["movie_id"].to_numpy(), "embedding": list(embeddings)})
     write_parquet(table, run_dir / "embeddings.parquet")
@@ -99,17 +102,23 @@ def sids_frame(movie_ids: np.ndarray, sids: np.ndarray) -> pd.DataFrame:
 def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: Path | None = None) -> dict:
     """Run the whole stage for one dataset into run_dir; returns the quality report."""
     run_dir = Path(run_dir)
+    start = time.perf_counter()
     movies = write_movies(dataset, run_dir)
-    embeddings = embed_movies(movies, cfg, run_dir, home)
+    embeddings = embed_movies(movies, dataset.name, cfg, run_dir, home)
+    seconds = {"text and embeddings": round(time.perf_counter() - start, 1)}
     genres = [list(g) for g in movies["genres"]]
     reports = {}
+    start = time.perf_counter()
     _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
+    seconds["RQ-VAE and SIDs"] = round(time.perf_counter() - start, 1)
     if cfg.compare_seed and cfg.preset != "seed":
+        start = time.perf_counter()
         _, seed_sids, reports["seed"] = train_and_assign(embeddings, genres, "seed", cfg, run_dir / "seed")
         write_parquet(sids_frame(movies["movie_id"].to_numpy(), seed_sids), run_dir / "seed" / "sids.parquet")
+        seconds["seed preset, for comparison"] = round(time.perf_counter() - start, 1)
     quality = {"dataset": dataset.name, "source": dataset.source, "encoder": cfg.encoder, "seed": cfg.seed,
-               "presets": reports}
+               "seconds": seconds, "presets": reports}
     write_json(quality, run_dir / "sid_quality.json")
     return quality
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys.data import SequenceDataModule, exclusion_mask, left_pad, stage_histories
+from recsys.data import SAMPLING, SequenceDataModule, exclusion_mask, left_pad, stage_histories
 from recsys.metrics import ndcg_at_k, recall_at_k
 from recsys.sequences import SequenceSplit
 from rqsid.lightning import fit_best
@@ -33,12 +33,18 @@ class TrainingConfig:
     patience: int = 8  # validation checks without a better NDCG@10
     val_every: int = 2  # epochs between validation checks (a beam search over every validation user)
     beam_size: int = 20
+    max_minutes: float | None = None  # wall-clock cap on each model's training (Lightning max_time), if any
+    sampling: str = "windows"  # whole sequences with causal masking, or one random prefix per user (data.py)
     seed: int = 42
     trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or min(self.batch_size, self.max_epochs, self.patience, self.val_every, self.beam_size) < 1:
             raise ValueError(f"TrainingConfig: every size and rate must be positive: {self}")
+        if self.sampling not in SAMPLING:
+            raise ValueError(f"TrainingConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"TrainingConfig.max_minutes must be positive, got {self.max_minutes}")
 
 
 def recommend_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, stage: str, k: int,
@@ -59,8 +65,8 @@ class RecommenderModule(L.LightningModule):
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        windows = batch[0]  # (B, L + 1)
-        loss = self.model.loss(windows[:, :-1], windows[:, 1:])
+        inputs, targets = batch  # (B, L) each; PAD targets are not scored
+        loss = self.model.loss(inputs, targets)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -87,11 +93,12 @@ def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, tr
     """Fit `model` on the split's training sequences; returns it with the best validation weights."""
     L.seed_everything(training.seed, workers=True, verbose=False)
     data = SequenceDataModule(split, max_len=model.config.max_len, batch_size=training.batch_size,
-                              seed=training.seed)
+                              seed=training.seed, sampling=training.sampling)
     module = RecommenderModule(model, split, num_items, training)
     _, best = fit_best(module, data, output_dir=Path(output_dir), monitor=MONITOR, mode="max",
                        max_epochs=training.max_epochs, patience=training.patience, progress=progress,
                        trainer_flags=training.trainer, check_val_every_n_epoch=training.val_every,
-                       num_sanity_val_steps=0)
+                       num_sanity_val_steps=0,
+                       **({"max_time": {"minutes": training.max_minutes}} if training.max_minutes else {}))
     log.info("%s: best %s %.4f", type(model).__name__, MONITOR, best)
     return module.model.cpu().eval()

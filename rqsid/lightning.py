@@ -156,6 +156,8 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
 
     CPU and deterministic unless `trainer_flags` (accelerator, devices, strategy, ...) say otherwise.
     """
+    # Bit-exact on CPU; some CUDA kernels (e.g. attention backward) have no deterministic version: warn there.
+    deterministic = True if trainer_flags.get("accelerator", "cpu") == "cpu" else "warn"
     checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=monitor, mode=mode,
                                  save_last=True, filename="best")
     trainer = L.Trainer(
@@ -164,7 +166,7 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
         logger=[CSVLogger(output_dir, name="logs", version=""),
                 TensorBoardLogger(output_dir, name="tensorboard", version="")],
         enable_progress_bar=progress, enable_model_summary=False,
-        **{"accelerator": "cpu", "devices": 1, "deterministic": True, **trainer_kwargs, **trainer_flags},
+        **{"accelerator": "cpu", "devices": 1, "deterministic": deterministic, **trainer_kwargs, **trainer_flags},
     )
     trainer.fit(module, datamodule=data)
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)

@@ -6,6 +6,15 @@ from pathlib import Path
 
 import pytest
 
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_home(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's data home (./data): caches and downloads go to a temp folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIDREC_DATA", str(tmp_path_factory.mktemp("data-home")))
+        yield
+
+
 # A WordPiece vocabulary just big enough for short English titles: specials, characters, a few words.
 _TINY_VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -13,16 +13,23 @@ FAST = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "max_len=10", "--
         "--set", "patience=2", "--set", "batch_size=32"]
 
 
+SID_FAST = {"max_epochs": 20, "codebook_size": 8}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
+    """Run "a" calls `sids` then `evaluate`; run "b" calls `run`, which must give the same results, with the
+    models trained in the opposite order, which must not matter either."""
     home = tmp_path_factory.mktemp("home")
-    runs = {}
-    for name in ("a", "b"):  # the same seed twice
-        run = home / "runs" / name
-        common = ["--dataset", str(tiny_movielens), "--run", str(run), "--encoder", str(tiny_sentence_encoder)]
-        assert main(["sids", *common, "--set", "max_epochs=20", "--set", "codebook_size=8"]) == 0
-        assert main(["evaluate", *common, *FAST]) == 0
-        runs[name] = run
+    runs = {name: home / "runs" / name for name in ("a", "b")}
+    common = ["--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder)]
+    sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
+    assert main(["evaluate", *common, "--run", str(runs["a"]), *FAST]) == 0
+    reversed_models = ["sid-generative", "faiss-dense", "faiss-content", "popularity"]
+    sid_set_b = [arg.replace("--set", "--sid-set") for arg in sid_set]
+    assert main(["run", "--preset", "ml-100k", *common, "--run", str(runs["b"]), *sid_set_b, *FAST,
+                 "--models", *reversed_models]) == 0
     return runs
 
 
@@ -80,3 +87,16 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(tmp_path / "missing"), "--run", str(tmp_path / "run")]) == 2
     assert "missing" in capsys.readouterr().err
     assert main(["sids", "--dataset", str(tmp_path), "--set", "nonsense"]) == 2
+
+
+def test_run_writes_timings_and_report(tiny_run):
+    run = tiny_run["b"]
+    timings = json.loads((run / "timings.json").read_text())
+    assert {"fetch and load", "text and embeddings", "RQ-VAE and SIDs", "sid-generative (train + test)",
+            "faiss-dense (train + test)"} <= set(timings["stages"])
+    assert timings["total_seconds"] >= sum(timings["stages"].values()) - 1 and timings["peak_rss_gib"] > 0
+    assert timings["command"].startswith("sidrec run --preset ml-100k")
+    report = (run / "report.md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    ndcg = metrics["models"]["sid-generative"]["ndcg@10"]
+    assert f"{round(ndcg, 4)}" in report and "## Wall time" in report and "SASRec" not in report

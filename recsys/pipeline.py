@@ -1,0 +1,78 @@
+"""`sidrec run`: the whole pipeline of one run preset, timed, ending in `runs/<name>/report.md`.
+
+fetch + load -> text and embeddings -> RQ-VAE and SIDs -> the four recommenders on one split -> metrics,
+then `timings.json` (wall time per stage, peak memory, device) and `report.md` beside the run's artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from recsys import movielens
+from recsys.presets import get_run_preset
+from recsys.recommenders import recommender_config, run_recommenders
+from recsys.report import write_report
+from recsys.semantic_ids import SidConfig, build_semantic_ids
+from rqsid.embed import DEFAULT_MODEL
+from rqsid.io import write_json
+
+
+@dataclass
+class RunOptions:
+    preset: str = "ml-100k"
+    dataset: str | None = None  # default: the preset's dataset
+    seed: int = 42
+    encoder: str = DEFAULT_MODEL
+    split: str = "leave-one-out"
+    models: tuple[str, ...] | None = None
+    compare_seed: bool = False
+    sid_overrides: dict = field(default_factory=dict)
+    recommender_overrides: dict = field(default_factory=dict)
+    trainer: dict = field(default_factory=dict)
+    command: str = ""
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024**3 if sys.platform == "darwin" else 1024**2)
+
+
+def device_description(trainer: dict) -> str:
+    if torch.cuda.is_available() and trainer.get("accelerator") in ("gpu", "cuda", "auto", None):
+        return f"{torch.cuda.get_device_name(0)} (training); CPU for FAISS and data"
+    return f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
+    """Run every stage into run_dir; returns timings.json's content (metrics are in metrics.json)."""
+    run_dir = Path(run_dir)
+    preset = get_run_preset(options.preset)
+    begin = time.perf_counter()
+    dataset = movielens.load_movielens(options.dataset or preset.dataset)
+    stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
+    sid_config = SidConfig(preset=preset.sid_preset, encoder=options.encoder, seed=options.seed,
+                           compare_seed=options.compare_seed, trainer=dict(options.trainer),
+                           overrides={**preset.sid_overrides, **options.sid_overrides})
+    quality = build_semantic_ids(dataset, run_dir, sid_config)
+    stages.update(quality["seconds"])
+    top = {"split": options.split, **({"models": options.models} if options.models else {})}
+    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
+    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
+    metrics = run_recommenders(dataset, run_dir, cfg)
+    stages.update({f"{name} (train + test)": s for name, s in metrics["seconds"].items()})
+    timings = {"command": options.command, "preset": options.preset, "dataset": dataset.name,
+               "device": device_description(options.trainer), "stages": stages,
+               "total_seconds": round(time.perf_counter() - begin, 1), "peak_rss_gib": round(peak_rss_gib(), 2)}
+    if torch.cuda.is_available():
+        timings["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+    write_json(timings, run_dir / "timings.json")
+    write_report(run_dir)
+    return timings

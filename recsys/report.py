@@ -1,0 +1,117 @@
+"""`runs/<name>/report.md`: the run's headline table, published anchors, SID quality and wall times.
+
+Everything in the report is read back from the run's own files (metrics.json, sid_quality.json,
+timings.json), so the report can be rebuilt at any time with `write_report(run_dir)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from rqsid.io import atomic_write
+
+# Full-ranking leave-one-out figures published for other code on the same protocol (Recall@10, NDCG@10),
+# as listed in the README of facebookresearch/generative-recommenders. Not reproduced here.
+PUBLISHED = {
+    "ml-1m": {
+        "SASRec": (0.2853, 0.1603),
+        "BERT4Rec": (0.2843, 0.1537),
+        "GRU4Rec": (0.2811, 0.1648),
+        "HSTU": (0.3097, 0.1720),
+        "HSTU-large": (0.3294, 0.1893),
+    },
+}
+METRIC_ORDER = ["recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
+
+
+def results_table(metrics: dict) -> pd.DataFrame:
+    """Our models (measured) and the dataset's published anchors in one table, NDCG@10 descending."""
+    ours = pd.DataFrame.from_dict(metrics["models"], orient="index")[METRIC_ORDER].round(4)
+    ours.insert(0, "source", "this run")
+    rows = [ours]
+    published = PUBLISHED.get(metrics["dataset"], {})
+    if published:
+        anchors = pd.DataFrame({"source": "published", "recall@10": [r for r, _ in published.values()],
+                                "ndcg@10": [n for _, n in published.values()]}, index=list(published))
+        rows.append(anchors)
+    table = pd.concat(rows).sort_values("ndcg@10", ascending=False)
+    table.index.name = "model"
+    return table
+
+
+def cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:.4f}" if abs(value) < 1 else f"{value:g}"
+    return str(value)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A pipe table (pandas' own needs tabulate, which we do not depend on)."""
+    frame = frame.reset_index()
+    cells = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def gap_sentence(metrics: dict) -> str:
+    models = metrics["models"]
+    if not {"sid-generative", "faiss-dense"} <= set(models):
+        return ""
+    gen, dense = models["sid-generative"]["ndcg@10"], models["faiss-dense"]["ndcg@10"]
+    change = (gen - dense) / dense if dense else float("nan")
+    side = "ahead of" if change >= 0 else "behind"
+    return (f"SID-generative is {abs(change):.1%} {side} the equal-capacity dense baseline on NDCG@10 "
+            f"({gen:.4f} vs {dense:.4f}).")
+
+
+def sid_summary(quality: dict) -> pd.DataFrame:
+    rows = {}
+    for name, r in quality["presets"].items():
+        rows[name] = {
+            "unique SIDs": r["unique_sids"], "SID length": r["sid_length"],
+            "codes used per level": ", ".join(f"{lv['codes_used']}/{lv['codebook_size']}" for lv in r["levels"]),
+            "learned collision rate": round(r["learned_collisions"]["collision_rate"], 3),
+            "L1 coherence": round(r["coherence"]["level_1"]["ratio"], 2),
+            "reconstruction cosine": round(r["reconstruction"]["reconstruction_cosine"], 3),
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "RQ-VAE preset"
+    return frame
+
+
+def timings_table(timings: dict) -> pd.DataFrame:
+    frame = pd.DataFrame({"seconds": timings["stages"]})
+    frame.loc["total"] = timings["total_seconds"]
+    frame["minutes"] = (frame["seconds"] / 60).round(1)
+    frame.index.name = "stage"
+    return frame
+
+
+def build_report(run_dir: Path) -> str:
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    quality = json.loads((run_dir / "sid_quality.json").read_text())
+    timings = json.loads((run_dir / "timings.json").read_text())
+    parts = [
+        f"# sidrec run `{run_dir.name}`: {metrics['dataset']}, {metrics['split']}",
+        f"Command: `{timings['command']}`; seed {metrics['seed']}; data source: {quality.get('source', '?')}; "
+        f"{metrics['num_users']} users evaluated, full ranking over all movies; device: {timings['device']}.",
+        "## Results", to_markdown(results_table(metrics)),
+        "`this run`: measured here, recomputable from `predictions/` and `test_targets.parquet`. `published`: "
+        "other code on the same protocol (leave-one-out, full ranking), from the generative-recommenders "
+        "README; not re-run here.",
+        gap_sentence(metrics),
+        "## Semantic IDs", to_markdown(sid_summary(quality)),
+        "## Wall time", to_markdown(timings_table(timings)),
+        f"Peak resident memory: {timings['peak_rss_gib']:.2f} GiB.",
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_report(run_dir: Path) -> Path:
+    path = Path(run_dir) / "report.md"
+    text = build_report(run_dir)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

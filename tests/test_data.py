@@ -1,0 +1,55 @@
+"""Training batches: whole-sequence windows and sampled prefixes."""
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.data import PAD, SampledPrefixes, left_pad, training_windows
+
+
+def test_windows_predict_every_target_once():
+    sequences = [np.arange(1, 8), np.arange(10, 12), np.array([20])]
+    windows = training_windows(sequences, max_len=3)  # (W, 4)
+    targets = windows[:, 1:][(windows[:, :-1] != PAD) & (windows[:, 1:] != PAD)]
+    assert sorted(targets.tolist()) == [2, 3, 4, 5, 6, 7, 11]  # every item but each user's first
+
+
+def test_left_pad_keeps_the_most_recent_items():
+    np.testing.assert_array_equal(left_pad([np.array([1, 2, 3, 4]), np.array([5])], 3),
+                                  [[2, 3, 4], [PAD, PAD, 5]])
+
+
+def test_sampled_prefixes_score_only_the_next_item_of_a_true_prefix():
+    sequences = [np.arange(100, 130), np.array([7, 8])]
+    data = SampledPrefixes(sequences, max_len=5, seed=0)
+    for _ in range(20):
+        for i, seq in enumerate(sequences):
+            inputs, targets = data[i]
+            assert (targets[:-1] == PAD).all() and targets[-1] != PAD
+            target = int(targets[-1])
+            position = int(np.flatnonzero(seq == target)[0])
+            assert position >= 1
+            expected = seq[max(0, position - 5):position]
+            assert inputs[inputs != PAD].tolist() == expected.tolist()
+
+
+def test_sampled_prefixes_are_reproducible_and_vary_between_epochs():
+    sequences = [np.arange(50)]
+    first_target = lambda: int(SampledPrefixes(sequences, 10, seed=3)[0][1][-1])  # noqa: E731
+    assert first_target() == first_target()
+    data = SampledPrefixes(sequences, 10, seed=3)
+    assert len({int(data[0][1][-1]) for _ in range(30)}) > 5
+
+
+def test_no_trainable_sequence_is_a_clear_error():
+    with pytest.raises(ValueError, match="two or more items"):
+        SampledPrefixes([np.array([1])], 5, seed=0)
+    assert torch.is_tensor(SampledPrefixes([np.array([1, 2])], 5, seed=0)[0][0])
+
+
+@pytest.mark.parametrize("bad", [{"sampling": "random"}, {"max_minutes": 0}, {"batch_size": 0}])
+def test_training_config_rejects_bad_settings(bad):
+    from recsys.training import TrainingConfig
+
+    with pytest.raises(ValueError, match=next(iter(bad)) if "batch" not in next(iter(bad)) else "positive"):
+        TrainingConfig(**bad)
