@@ -33,16 +33,24 @@ def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
+def window_ends(length: int, max_len: int) -> range:
+    """End positions of the windows of a sequence of `length` items (none for fewer than 2 items)."""
+    return range(length, 1, -max_len)
+
+
 def training_windows(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
     """(W, max_len + 1) windows, cut from each sequence's end with stride max_len; sequences of < 2 items
     give nothing (no target)."""
-    windows = []
-    for seq in sequences:
-        for end in range(len(seq), 1, -max_len):
-            windows.append(seq[max(0, end - max_len - 1):end])
+    windows = [seq[max(0, end - max_len - 1):end] for seq in sequences for end in window_ends(len(seq), max_len)]
     if not windows:
         raise ValueError("no training sequence has two or more items")
     return left_pad(windows, max_len + 1)
+
+
+def window_users(sequences: list[np.ndarray], users: np.ndarray, max_len: int) -> np.ndarray:
+    """(W,) the user of each of `training_windows(sequences, max_len)`."""
+    counts = [len(window_ends(len(seq), max_len)) for seq in sequences]
+    return np.repeat(np.asarray(users, dtype=np.int64), counts)
 
 
 def stage_histories(split: SequenceSplit, rows: np.ndarray, stage: str) -> list[np.ndarray]:
@@ -62,29 +70,31 @@ def exclusion_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
 
 
 class SampledPrefixes(Dataset):
-    """One random prefix of each training sequence per access: (inputs (L,), targets (L,)) with only the
-    last target real. A seeded generator drawn in loader order keeps a run reproducible."""
+    """One random prefix of each training sequence per access: (inputs (L,), targets (L,), user ()) with
+    only the last target real. A seeded generator drawn in loader order keeps a run reproducible."""
 
-    def __init__(self, sequences: list[np.ndarray], max_len: int, seed: int) -> None:
-        self.sequences = [s for s in sequences if len(s) >= 2]
-        if not self.sequences:
+    def __init__(self, sequences: list[np.ndarray], max_len: int, seed: int, users: np.ndarray | None = None) -> None:
+        users = np.zeros(len(sequences), np.int64) if users is None else np.asarray(users, dtype=np.int64)
+        keep = [i for i, s in enumerate(sequences) if len(s) >= 2]
+        if not keep:
             raise ValueError("no training sequence has two or more items")
+        self.sequences, self.users = [sequences[i] for i in keep], users[keep]
         self.max_len, self.rng = max_len, np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seq = self.sequences[i]
         end = int(self.rng.integers(2, len(seq) + 1))  # predict seq[end - 1] from what precedes it
         window = torch.as_tensor(left_pad([seq[max(0, end - self.max_len - 1):end]], self.max_len + 1)[0])
         targets = torch.full((self.max_len,), PAD, dtype=torch.int64)
         targets[-1] = window[-1]
-        return window[:-1], targets
+        return window[:-1], targets, torch.tensor(self.users[i])
 
 
 class SequenceDataModule(L.LightningDataModule):
-    """Training (inputs, targets) batches; validation batches are rows of evaluated users."""
+    """Training (inputs, targets, users) batches; validation batches are rows of evaluated users."""
 
     def __init__(self, split: SequenceSplit, *, max_len: int, batch_size: int, seed: int,
                  sampling: str = "windows", eval_batch_size: int = 256) -> None:
@@ -95,12 +105,13 @@ class SequenceDataModule(L.LightningDataModule):
         self.sampling, self.eval_batch_size = sampling, eval_batch_size
 
     def setup(self, stage: str | None = None) -> None:
-        sequences = self.split.training_sequences()
+        sequences, users = self.split.training_sequences(), self.split.training_users()
         if self.sampling == "windows":
             windows = torch.as_tensor(training_windows(sequences, self.max_len))  # (W, L + 1)
-            self.train_set = TensorDataset(windows[:, :-1], windows[:, 1:])
+            owners = torch.as_tensor(window_users(sequences, users, self.max_len))  # (W,)
+            self.train_set = TensorDataset(windows[:, :-1], windows[:, 1:], owners)
         else:
-            self.train_set = SampledPrefixes(sequences, self.max_len, self.seed)
+            self.train_set = SampledPrefixes(sequences, self.max_len, self.seed, users)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,

@@ -78,7 +78,9 @@ def dense_topk(model: DenseSequentialModel, split: SequenceSplit, k: int) -> tup
     """The dense baseline's test top-k: last-state user vectors searched in a FAISS inner-product index."""
     histories = [split.test_inputs(u) for u in range(len(split.user_ids))]
     items = torch.as_tensor(left_pad(histories, model.config.max_len))
-    queries = torch.cat([model.user_vectors(b) for b in items.split(512)]).numpy().astype(np.float32)
+    users = torch.as_tensor(split.user_ids.astype(np.int64))
+    queries = torch.cat([model.user_vectors(b, u) for b, u in zip(items.split(512), users.split(512), strict=True)])
+    queries = queries.numpy().astype(np.float32)
     return faiss_topk_excluding(queries, model.faiss_index(), histories, k)
 
 

@@ -83,9 +83,8 @@ def sid_summary(quality: dict) -> pd.DataFrame:
 
 
 def timings_table(timings: dict) -> pd.DataFrame:
-    frame = pd.DataFrame({"seconds": timings["stages"]})
-    frame.loc["total"] = timings["total_seconds"]
-    frame["minutes"] = (frame["seconds"] / 60).round(1)
+    seconds = pd.Series({**timings["stages"], "total": timings["total_seconds"]})
+    frame = pd.DataFrame({"seconds": seconds.map("{:.1f}".format), "minutes": (seconds / 60).map("{:.1f}".format)})
     frame.index.name = "stage"
     return frame
 

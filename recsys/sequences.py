@@ -19,7 +19,7 @@ Splits (every user needs >= 3 ratings; users with fewer are skipped and counted)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,7 @@ class SequenceSplit:
     test_target: np.ndarray  # (U,)
     extra_train: list[np.ndarray]
     skipped_users: int
+    extra_train_users: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # owners of extra_train
 
     def valid_inputs(self, u: int) -> np.ndarray:
         return self.train[u]
@@ -70,6 +71,10 @@ class SequenceSplit:
     def training_sequences(self) -> list[np.ndarray]:
         """Everything a model may learn from: every evaluated user's training part plus extra_train."""
         return [*self.train, *self.extra_train]
+
+    def training_users(self) -> np.ndarray:
+        """The user id of each of `training_sequences()`, in the same order (for a hashed user token)."""
+        return np.concatenate([self.user_ids, self.extra_train_users]).astype(np.int64)
 
 
 def chronological(ratings: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
@@ -113,6 +118,7 @@ def temporal(ratings: pd.DataFrame, catalogue: Catalogue, quantile: float = 0.9)
         test_target=first_after.loc[test_users].to_numpy().astype(np.int64),
         extra_train=[s for s, e in zip(seq_before, eligible, strict=True) if not e and len(s) >= 2],
         skipped_users=int(frame["user_id"].nunique() - len(test_users)),
+        extra_train_users=users_before[~eligible & np.array([len(s) >= 2 for s in seq_before], dtype=bool)],
     )
 
 

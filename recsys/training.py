@@ -53,8 +53,9 @@ def recommend_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, st
     histories = stage_histories(split, rows, stage)
     items = torch.as_tensor(left_pad(histories, model.config.max_len))
     exclude = exclusion_mask(histories, num_items)
+    users = torch.as_tensor(split.user_ids[rows].astype(np.int64))  # hashed into the user token, if any
     kwargs = {"beam_size": beam_size} if hasattr(model, "head") else {}
-    ranked, scores = model.recommend(items, exclude, k, **kwargs)
+    ranked, scores = model.recommend(items, exclude, k, users=users, **kwargs)
     return ranked, scores
 
 
@@ -65,8 +66,8 @@ class RecommenderModule(L.LightningModule):
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        inputs, targets = batch  # (B, L) each; PAD targets are not scored
-        loss = self.model.loss(inputs, targets)
+        inputs, targets, users = batch  # (B, L), (B, L), (B,); PAD targets are not scored
+        loss = self.model.loss(inputs, targets, users)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
