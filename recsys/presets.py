@@ -22,13 +22,13 @@ class RunPreset:
 RUN_PRESETS = {
     # The library defaults: 2 layers, d_model 64, the last 50 items; about 14 min of training on 2 cores.
     "ml-100k": RunPreset("ml-100k", note="library defaults, sized for a laptop CPU"),
-    # ML-1M on a 2-core CPU, about an hour in all (bench/results/pipeline-ml-1m-cpu.json). An epoch costs
+    # ML-1M on a 2-core CPU, 49 min in all (bench/results/pipeline-ml-1m-cpu.json). An epoch costs
     # ~105 s (dense, full softmax over 3,706 movies) and ~50 s (SID-generative) at the last 50 items; at 200
     # items 1.5-2x more, mostly padding, so the CPU preset reads 50 and stops after 18 epochs.
     "ml-1m": RunPreset(
         "ml-1m",
         recommender={"max_len": 50, "batch_size": 128, "max_epochs": 18, "val_every": 2, "patience": 3},
-        note="ML-1M sized for about an hour on a 2-core CPU (epochs bounded, models undertrained)",
+        note="ML-1M sized for under an hour on a 2-core CPU (epochs bounded, models undertrained)",
     ),
     # ML-1M on one GPU, as SASRec runs it (the last 200 items), trained until early stopping or 3 minutes
     # per model: what bench/gpu_ml1m.sh ran on an H200 (results/ml-1m-gpu/).
