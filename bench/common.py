@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from recsys.pipeline import peak_rss_gib
 from rqsid.io import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -67,9 +67,8 @@ def quiet() -> None:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    """Peak resident set size of this process so far, in MiB."""
+    return round(peak_rss_gib() * 1024, 1)
 
 
 def trainer_flags(device: str) -> dict[str, Any]:

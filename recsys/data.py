@@ -6,7 +6,7 @@ training sequence is cut into windows of L + 1 items from its end with stride L,
 target is predicted exactly once per epoch, and the most recent items always sit in a full-length window.
 
 The alternative, `sampling="prefixes"`, draws one random prefix per user per epoch and trains on its next
-item only (one target per encoder pass). bench/sampling_ml1m.py measures which gives the better NDCG per
+item only (one target per encoder pass). bench/sampling.py measures which gives the better NDCG per
 CPU-minute.
 """
 
