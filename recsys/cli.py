@@ -5,6 +5,11 @@
     sidrec evaluate --dataset ml-100k --run runs/demo [--split temporal] [--set d_model=128]
     sidrec run --preset ml-1m --run runs/ml-1m   the whole pipeline of a run preset, timed, with report.md
     sidrec demo --run runs/demo             the same as `sidrec run --preset ml-100k`
+
+On a finished run (add --json for scripts):
+    sidrec recommend --user 42 -k 10 [--model sid-generative]   the user's history, then explained top-k
+    sidrec similar "Toy Story"              movies sharing its SID prefix, beside text-embedding neighbours
+    sidrec search "robots in space, funny"  the query's SID prefix and its movies, beside FAISS search
 """
 
 from __future__ import annotations
@@ -66,9 +71,11 @@ def cmd_sids(args: argparse.Namespace) -> int:
     from recsys.semantic_ids import SidConfig, build_semantic_ids, quality_table
 
     dataset = movielens.load_movielens(args.dataset)
+    if args.enrichment:
+        dataset = dataset.with_enrichment(movielens.load_enrichment(args.enrichment))
     cfg = SidConfig(preset=args.preset, encoder=args.encoder, seed=args.seed, compare_seed=args.compare_seed,
                     overrides=parse_overrides(args.set), trainer=trainer_flags(args))
-    quality = build_semantic_ids(dataset, Path(args.run), cfg)
+    quality = build_semantic_ids(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(quality_table(quality).to_string())
     print(f"\nSIDs: {Path(args.run) / 'sids.parquet'}; report: {Path(args.run) / 'sid_quality.json'}")
     return 0
@@ -82,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     cfg = recommender_config(overrides, split=args.split, **({"models": args.models} if args.models else {}))
     cfg.training.seed, cfg.training.trainer = args.seed, trainer_flags(args)
-    metrics = run_recommenders(dataset, Path(args.run), cfg)
+    metrics = run_recommenders(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())
     print(f"\nmetrics: {Path(args.run) / 'metrics.json'}; predictions: {Path(args.run) / 'predictions'}/")
@@ -97,7 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
-        trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]))
+        trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
+        force=args.force, resume=args.resume)
     timings = run_pipeline(Path(args.run), options)
     metrics = json.loads((Path(args.run) / "metrics.json").read_text())
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
@@ -109,8 +117,41 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
-    args.set, args.sid_set = [], []
+    args.set, args.sid_set, args.enrichment = [], [], None
     return cmd_run(args)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from recsys import explain
+    from recsys.finished_run import FinishedRun
+
+    run = FinishedRun(args.run, dataset=args.dataset)
+    if args.command == "recommend":
+        result = explain.recommend(run, args.user, args.model, args.k)
+    elif args.command == "similar":
+        result = explain.similar(run, args.title, args.k)
+    else:
+        result = explain.search(run, args.query, args.k)
+    print(json.dumps(result.to_json(), indent=1) if args.json else explain.render_text(result))
+    return 0
+
+
+def add_explain_parsers(sub: argparse._SubParsersAction) -> None:
+    from recsys.evaluate import MODELS
+
+    recommend = sub.add_parser("recommend", help="a user's recent history and explained top-k of one model")
+    recommend.add_argument("--user", type=int, required=True, help="a user_id of the run's dataset")
+    recommend.add_argument("--model", default="sid-generative", choices=MODELS)
+    similar = sub.add_parser("similar", help="movies sharing a movie's SID prefix, beside its text neighbours")
+    similar.add_argument("title", help="a title, fuzzy matched, e.g. 'Toy Story'")
+    search = sub.add_parser("search", help="free-text search through the RQ-VAE's SID tree and FAISS")
+    search.add_argument("query", help="what to watch, e.g. 'robots in space, funny'")
+    for p in (recommend, similar, search):
+        p.add_argument("--run", default="runs/demo", help="a finished run directory (default runs/demo)")
+        p.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--dataset", default=None, help="where the run's ratings are, if moved (default: recorded)")
+        p.set_defaults(func=cmd_explain)
 
 
 def run_options(p: argparse.ArgumentParser) -> None:
@@ -122,7 +163,17 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence-transformers model or local path")
     p.add_argument("--compare-seed", action="store_true",
                    help="also train the seed card's preset and report it side by side")
+    p.add_argument("--force", action="store_true",
+                   help="redo every stage (by default a stage that finished with the same inputs and settings "
+                        "is skipped)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted training from its last checkpoint")
     add_trainer_flags(p)
+
+
+def add_enrichment_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--enrichment", default=None, metavar="FILE",
+                   help="per-movie extras for the text (.jsonl or .parquet: movie_id, plot_summary, director, stars)")
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
@@ -138,6 +189,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                      help="override a recommender setting (as in `evaluate`)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
+    add_enrichment_flag(run)
     run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -158,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sids.add_argument("--preset", default="tiger", choices=["tiger", "seed"])
     sids.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override an RQ-VAE model/training setting, e.g. --set codebook_size=64")
+    add_enrichment_flag(sids)
     run_options(sids)
     sids.set_defaults(func=cmd_sids)
 
@@ -175,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole pipeline on ML-100K")
     run_options(demo)
     demo.set_defaults(func=cmd_demo)
+    add_explain_parsers(sub)
     return parser
 
 

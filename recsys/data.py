@@ -17,20 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from recsys.inputs import PAD, exclusion_mask, left_pad  # noqa: F401  (re-exported)
 from recsys.sequences import SequenceSplit
 
-PAD = -1  # item index used for padding (left side)
 SAMPLING = ("windows", "prefixes")
-
-
-def left_pad(sequences: list[np.ndarray], length: int) -> np.ndarray:
-    """Last `length` items of each sequence, right-aligned in a (B, length) int64 array padded with PAD."""
-    out = np.full((len(sequences), length), PAD, dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        tail = np.asarray(seq[-length:], dtype=np.int64)
-        if len(tail):
-            out[row, length - len(tail):] = tail
-    return out
 
 
 def window_ends(length: int, max_len: int) -> range:
@@ -59,14 +49,6 @@ def stage_histories(split: SequenceSplit, rows: np.ndarray, stage: str) -> list[
         raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
     fetch = split.valid_inputs if stage == "valid" else split.test_inputs
     return [fetch(int(u)) for u in rows]
-
-
-def exclusion_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
-    """(B, N) True for the items a user has already rated; those are never recommended."""
-    mask = torch.zeros(len(histories), num_items, dtype=torch.bool)
-    for row, items in enumerate(histories):
-        mask[row, torch.from_numpy(np.array(items, dtype=np.int64))] = True
-    return mask
 
 
 class SampledPrefixes(Dataset):

@@ -24,6 +24,7 @@ from recsys.metrics import ranking_metrics
 from recsys.sequences import Catalogue, SequenceSplit
 from rqsid.io import write_json, write_parquet
 
+MODELS = ("popularity", "faiss-content", "faiss-dense", "sid-generative")  # compared on every split
 TOP_K = 20
 KS = (5, 10, 20)
 PREDICTION_COLUMNS = ["user_id", "rank", "movie_id", "score"]
@@ -59,7 +60,7 @@ def targets_frame(split: SequenceSplit, catalogue: Catalogue, stage: Stage = "te
     })
 
 
-def _ranked_matrix(predictions: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+def ranked_matrix(predictions: pd.DataFrame, users: np.ndarray) -> np.ndarray:
     """(U, K) movie ids in rank order for `users` (sorted); checks each has exactly ranks 1..K."""
     missing = np.setdiff1d(users, predictions["user_id"].to_numpy())
     if len(missing):
@@ -94,7 +95,7 @@ def metrics_from_files(
     if len(targets) == 0:
         raise ValueError("targets table is empty")
     ordered = targets.sort_values("user_id", kind="stable")
-    ranked = _ranked_matrix(predictions, ordered["user_id"].to_numpy())
+    ranked = ranked_matrix(predictions, ordered["user_id"].to_numpy())
     if ranked.shape[1] < max(ks):
         raise ValueError(f"predictions rank {ranked.shape[1]} items per user but metrics need {max(ks)}")
     return ranking_metrics(ranked, ordered["movie_id"].to_numpy(), ks)

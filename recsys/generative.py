@@ -56,7 +56,9 @@ class SidHead(nn.Module):
             for _ in config.vocab_sizes
         )
         self.out = nn.ModuleList(nn.Linear(d, v) for v in config.vocab_sizes)
-        self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes)
+        # No embedding for the last level's code: nothing is generated after it (and DDP refuses parameters
+        # that never receive a gradient).
+        self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
 
     def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
         return self.out[level](state + self.mlps[level](state))  # (..., V_level)
@@ -71,9 +73,11 @@ class SidHead(nn.Module):
         dense model's softmax minimises, so both models train at the same learning rate.
         """
         loss = state.new_zeros(())
-        for level in range(target_sids.shape[1]):
+        last = target_sids.shape[1] - 1
+        for level in range(last + 1):
             loss = loss + F.cross_entropy(self.level_logits(state, level), target_sids[:, level])
-            state = self.advance(state, level, target_sids[:, level])
+            if level < last:
+                state = self.advance(state, level, target_sids[:, level])
         return loss
 
 

@@ -77,6 +77,11 @@ class MovieLens:
             f"of {len(self.movies):,} movies; source {self.source!r})"
         )
 
+    @property
+    def location(self) -> str:
+        """What `load_movielens` needs to load this release again: its registry name or its folder."""
+        return self.source.removeprefix("local:") if self.source.startswith("local:") else self.name
+
     def with_enrichment(self, enrichment: pd.DataFrame) -> MovieLens:
         """Add enrichment columns (e.g. from `load_enrichment`) to `movies`; unmatched movies get NaN/None."""
         extra = enrichment.astype({"movie_id": "int32"})

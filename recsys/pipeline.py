@@ -37,6 +37,9 @@ class RunOptions:
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
     command: str = ""
+    enrichment: str | None = None  # plot summaries etc. (`movielens.load_enrichment`)
+    force: bool = False  # redo finished stages too
+    resume: bool = False  # continue interrupted trainings from their last checkpoints
 
 
 def peak_rss_gib() -> float:
@@ -57,16 +60,18 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     preset = get_run_preset(options.preset)
     begin = time.perf_counter()
     dataset = movielens.load_movielens(options.dataset or preset.dataset)
+    if options.enrichment:
+        dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
     sid_config = SidConfig(preset=preset.sid_preset, encoder=options.encoder, seed=options.seed,
                            compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
-    quality = build_semantic_ids(dataset, run_dir, sid_config)
-    stages.update(quality["seconds"])
+    quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
+    stages.update(quality["seconds"] or {"Semantic IDs (finished before, skipped)": 0.0})
     top = {"split": options.split, **({"models": options.models} if options.models else {})}
     cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
     cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
-    metrics = run_recommenders(dataset, run_dir, cfg)
+    metrics = run_recommenders(dataset, run_dir, cfg, force=options.force, resume=options.resume)
     stages.update({f"{name} (train + test)": s for name, s in metrics["seconds"].items()})
     timings = {"command": options.command, "preset": options.preset, "dataset": dataset.name,
                "device": device_description(options.trainer), "stages": stages,

@@ -1,7 +1,9 @@
-"""`runs/<name>/report.md`: the run's headline table, published anchors, SID quality and wall times.
+"""`runs/<name>/report.md`: the run's headline table, published anchors, SID quality, labels, figures
+and wall times.
 
 Everything in the report is read back from the run's own files (metrics.json, sid_quality.json,
-timings.json), so the report can be rebuilt at any time with `write_report(run_dir)`.
+sid_labels.parquet, timings.json, the Lightning logs), so the report and its PNG figures
+(`recsys.figures`, in runs/<name>/figures/) can be rebuilt at any time with `write_report(run_dir)`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsys import figures
 from rqsid.io import atomic_write
 
 # Full-ranking leave-one-out figures published for other code on the same protocol (Recall@10, NDCG@10),
@@ -89,11 +92,37 @@ def timings_table(timings: dict) -> pd.DataFrame:
     return frame
 
 
+def largest_prefixes(run_dir: Path, count: int = 8) -> pd.DataFrame | None:
+    """The `count` largest level-1 prefixes with their labels and most-rated movies."""
+    path = Path(run_dir) / "sid_labels.parquet"
+    if not path.exists():
+        return None
+    labels = pd.read_parquet(path)
+    top = labels[labels["level"] == 1].nlargest(count, "size")
+    frame = pd.DataFrame({"prefix": top["prefix"], "movies": top["size"], "label": top["label"],
+                          "most rated": top["titles"].map(lambda t: "; ".join(t))}).set_index("prefix")
+    return frame
+
+
+def draw_figures(run_dir: Path, metrics: dict, quality: dict) -> dict[str, Path | None]:
+    size = next(iter(quality["presets"].values()))["model_config"].get("codebook_size")
+    return {"metrics": figures.metrics_bars(run_dir, metrics),
+            "codebook": figures.codebook_usage(run_dir, size),
+            "tree": figures.prefix_tree(run_dir),
+            "curves": figures.training_curves(run_dir)}
+
+
+def image(path: Path | None, run_dir: Path, alt: str) -> str:
+    return f"![{alt}]({path.relative_to(run_dir).as_posix()})" if path else ""
+
+
 def build_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     quality = json.loads((run_dir / "sid_quality.json").read_text())
     timings = json.loads((run_dir / "timings.json").read_text())
+    drawn = draw_figures(run_dir, metrics, quality)
+    prefixes = largest_prefixes(run_dir)
     parts = [
         f"# sidrec run `{run_dir.name}`: {metrics['dataset']}, {metrics['split']}",
         f"Command: `{timings['command']}`; seed {metrics['seed']}; data source: {quality.get('source', '?')}; "
@@ -102,8 +131,13 @@ def build_report(run_dir: Path) -> str:
         "`this run`: measured here, recomputable from `predictions/` and `test_targets.parquet`. `published`: "
         "other code on the same protocol (leave-one-out, full ranking), from the generative-recommenders "
         "README; not re-run here.",
-        gap_sentence(metrics),
+        gap_sentence(metrics), image(drawn["metrics"], run_dir, "Recall@K and NDCG@K per model"),
         "## Semantic IDs", to_markdown(sid_summary(quality)),
+        image(drawn["codebook"], run_dir, "codebook usage per level"),
+        image(drawn["tree"], run_dir, "movies per SID prefix"),
+        *(["The largest level-1 prefixes and their labels (`sid_labels.parquet`, every level-1 and level-1+2 "
+           "prefix):", to_markdown(prefixes)] if prefixes is not None else []),
+        "## Training", image(drawn["curves"], run_dir, "training curves"),
         "## Wall time", to_markdown(timings_table(timings)),
         f"Peak resident memory: {timings['peak_rss_gib']:.2f} GiB.",
     ]

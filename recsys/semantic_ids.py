@@ -4,6 +4,7 @@ Writes, under runs/<name>/:
     movies.parquet     movie_id, title, year, genres, text (every result maps back to a title)
     embeddings.parquet movie_id, embedding (the encoder's, L2-normalised; used by the dense baselines)
     sids.parquet       movie_id, sid_0 .. sid_{T-1}, sid ("12-5-33-0")
+    sid_labels.parquet a label for every level-1 and level-1+2 prefix (`recsys.labels`)
     quantizer/         the trained RQVAE in save_pretrained layout (RQVAE.from_pretrained)
     rqvae/             Lightning logs (CSV, TensorBoard) and checkpoints
     sid_quality.json   the SID quality report, for the chosen preset and, with compare_seed, the seed's
@@ -11,6 +12,7 @@ Writes, under runs/<name>/:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.labels import label_prefixes
 from recsys.movielens import MovieLens, data_home
+from recsys.stages import Stage, table_digest
 from recsys.text import movie_texts
 from rqsid.assign import assign_semantic_ids, sid_strings
 from rqsid.embed import DEFAULT_MODEL, encode_with_cache
@@ -30,6 +34,8 @@ from rqsid.presets import get_preset
 from rqsid.quality import sid_quality_report
 
 log = logging.getLogger(__name__)
+SID_OUTPUTS = ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet", "sid_quality.json",
+               "quantizer/model.safetensors")
 
 
 @dataclass
@@ -50,12 +56,18 @@ def embedding_cache_path(encoder: str, dataset: str, home: Path | None = None) -
     return (home or data_home()) / "cache" / "embeddings" / dataset / f"{slug}.parquet"
 
 
-def write_movies(dataset: MovieLens, run_dir: Path) -> pd.DataFrame:
+def movie_table(dataset: MovieLens) -> pd.DataFrame:
     movies = dataset.movies.copy()
     movies["text"] = movie_texts(movies)
-    columns = [c for c in ("movie_id", "title", "year", "genres", "text") if c in movies]
-    write_parquet(movies[columns], run_dir / "movies.parquet")
-    return movies
+    return movies[[c for c in ("movie_id", "title", "year", "genres", "tags", "text") if c in movies]]
+
+
+def sid_stage(dataset: MovieLens, movies: pd.DataFrame, run_dir: Path, cfg: SidConfig) -> Stage:
+    """The stage's key: its settings, the movies' texts, and the ratings' movie ids (they pick the labels'
+    representative titles)."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer")}
+    inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(dataset.ratings[["movie_id"]])]
+    return Stage(run_dir, "sids", settings, inputs, SID_OUTPUTS)
 
 
 def embed_movies(movies: pd.DataFrame, dataset: str, cfg: SidConfig, run_dir: Path,
@@ -70,7 +82,8 @@ def embed_movies(movies: pd.DataFrame, dataset: str, cfg: SidConfig, run_dir: Pa
 
 
 def train_and_assign(
-    embeddings: np.ndarray, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path
+    embeddings: np.ndarray, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path,
+    resume: bool = False,
 ) -> tuple[RQVAE, np.ndarray, dict]:
     """Train one preset's RQ-VAE, give every movie a unique SID, and measure them."""
     overrides = cfg.overrides if preset_name == cfg.preset else {}
@@ -79,7 +92,7 @@ def train_and_assign(
         preset.training.trainer = dict(cfg.trainer)
     start = time.perf_counter()
     module = train_rqvae(embeddings, preset.model, preset.training, output_dir=out_dir / "rqvae",
-                         progress=cfg.progress)
+                         progress=cfg.progress, resume=resume)
     seconds = time.perf_counter() - start
     model = module.model
     semantic_ids = assign_semantic_ids(model, embeddings, method=preset.sid_method)
@@ -99,27 +112,47 @@ def sids_frame(movie_ids: np.ndarray, sids: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: Path | None = None) -> dict:
-    """Run the whole stage for one dataset into run_dir; returns the quality report."""
+def rating_counts(dataset: MovieLens, movies: pd.DataFrame) -> np.ndarray:
+    """(N,) number of ratings of each movie, in movies' row order (the most-rated represent a prefix)."""
+    counts = dataset.ratings["movie_id"].value_counts()
+    return counts.reindex(movies["movie_id"].to_numpy(), fill_value=0).to_numpy()
+
+
+def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: Path | None = None, *,
+                       force: bool = False, resume: bool = False) -> dict:
+    """Run the whole stage for one dataset into run_dir; returns the quality report.
+
+    Skipped when it finished before with the same inputs and settings (`recsys.stages`), unless `force`;
+    `resume` continues an interrupted RQ-VAE training from its last checkpoint.
+    """
     run_dir = Path(run_dir)
-    start = time.perf_counter()
-    movies = write_movies(dataset, run_dir)
+    begin = start = time.perf_counter()
+    movies = movie_table(dataset)
+    stage = sid_stage(dataset, movies, run_dir, cfg)
+    if stage.is_done() and not force:
+        log.info("Semantic IDs: finished before with the same inputs and settings, skipped (--force redoes it)")
+        return {**json.loads((run_dir / "sid_quality.json").read_text()), "seconds": {}}
+    resume = resume and stage.can_resume()
+    stage.start()
+    write_parquet(movies, run_dir / "movies.parquet")
     embeddings = embed_movies(movies, dataset.name, cfg, run_dir, home)
     seconds = {"text and embeddings": round(time.perf_counter() - start, 1)}
     genres = [list(g) for g in movies["genres"]]
     reports = {}
     start = time.perf_counter()
-    _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir)
+    _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir, resume)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
+    write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), run_dir / "sid_labels.parquet")
     seconds["RQ-VAE and SIDs"] = round(time.perf_counter() - start, 1)
     if cfg.compare_seed and cfg.preset != "seed":
         start = time.perf_counter()
         _, seed_sids, reports["seed"] = train_and_assign(embeddings, genres, "seed", cfg, run_dir / "seed")
         write_parquet(sids_frame(movies["movie_id"].to_numpy(), seed_sids), run_dir / "seed" / "sids.parquet")
         seconds["seed preset, for comparison"] = round(time.perf_counter() - start, 1)
-    quality = {"dataset": dataset.name, "source": dataset.source, "encoder": cfg.encoder, "seed": cfg.seed,
-               "seconds": seconds, "presets": reports}
+    quality = {"dataset": dataset.name, "source": dataset.source, "location": dataset.location,
+               "encoder": cfg.encoder, "seed": cfg.seed, "seconds": seconds, "presets": reports}
     write_json(quality, run_dir / "sid_quality.json")
+    stage.finish(time.perf_counter() - begin)
     return quality
 
 

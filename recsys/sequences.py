@@ -77,9 +77,10 @@ class SequenceSplit:
         return np.concatenate([self.user_ids, self.extra_train_users]).astype(np.int64)
 
 
-def chronological(ratings: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
-    """ratings sorted by (user_id, timestamp), ties in file order, with an `item` column of item indices."""
-    frame = ratings[["user_id", "movie_id", "timestamp"]].copy()
+def chronological(ratings: pd.DataFrame, catalogue: Catalogue, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """ratings sorted by (user_id, timestamp), ties in file order, with an `item` column of item indices
+    (and the columns named in `keep`, e.g. "rating")."""
+    frame = ratings[["user_id", "movie_id", "timestamp", *keep]].copy()
     frame["item"] = catalogue.index_of(frame["movie_id"].to_numpy())
     return frame.sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
 

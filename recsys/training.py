@@ -81,8 +81,10 @@ class RecommenderModule(L.LightningModule):
         ranked = np.concatenate([r for r, _ in self._val])
         targets = np.concatenate([t for _, t in self._val])
         self._val.clear()
+        # Under DDP each process validated its share of users: sync_dist averages the shares.
         self.log_dict({MONITOR: float(ndcg_at_k(ranked, targets, 10).mean()),
-                       "val/recall@10": float(recall_at_k(ranked, targets, 10).mean())}, prog_bar=True)
+                       "val/recall@10": float(recall_at_k(ranked, targets, 10).mean())}, prog_bar=True,
+                      sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         cfg = self.training_config
@@ -90,7 +92,7 @@ class RecommenderModule(L.LightningModule):
 
 
 def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig, *,
-                      output_dir: Path, progress: bool = True) -> nn.Module:
+                      output_dir: Path, progress: bool = True, resume: bool = False) -> nn.Module:
     """Fit `model` on the split's training sequences; returns it with the best validation weights."""
     L.seed_everything(training.seed, workers=True, verbose=False)
     data = SequenceDataModule(split, max_len=model.config.max_len, batch_size=training.batch_size,
@@ -98,7 +100,7 @@ def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, tr
     module = RecommenderModule(model, split, num_items, training)
     _, best = fit_best(module, data, output_dir=Path(output_dir), monitor=MONITOR, mode="max",
                        max_epochs=training.max_epochs, patience=training.patience, progress=progress,
-                       trainer_flags=training.trainer, check_val_every_n_epoch=training.val_every,
+                       trainer_flags=training.trainer, resume=resume, check_val_every_n_epoch=training.val_every,
                        num_sanity_val_steps=0,
                        **({"max_time": {"minutes": training.max_minutes}} if training.max_minutes else {}))
     log.info("%s: best %s %.4f", type(model).__name__, MONITOR, best)

@@ -102,3 +102,26 @@ def assign_semantic_ids(
 def sid_strings(sids: np.ndarray) -> list[str]:
     """Readable form of each SID row, e.g. [12, 5, 33, 0] -> "12-5-33-0"."""
     return ["-".join(map(str, row)) for row in sids.tolist()]
+
+
+@torch.no_grad()
+def quantize_within(model: RQVAE, embedding: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Learned codes (num_levels,) of one new input (D,), restricted to prefixes that `known` codes have.
+
+    Residual quantisation as in training, except that each level picks the nearest codeword among those
+    that some known item (rows of `known`, (N, >= num_levels)) has under the codes chosen so far. A query
+    (e.g. a text search) then always lands on a prefix with items, where plain quantisation may pick a
+    first-level code that no item uses.
+    """
+    model.eval()
+    residual = model.encode(torch.as_tensor(np.asarray(embedding, dtype=np.float32))[None])[0]  # (latent_dim,)
+    under = np.ones(len(known), dtype=bool)
+    codes = []
+    for level, quantizer in enumerate(model.quantizer.quantizers):
+        allowed = torch.as_tensor(np.unique(known[under, level]))
+        codebook = quantizer.embedding.weight[allowed]  # (K', latent_dim)
+        code = int(allowed[(codebook - residual).pow(2).sum(1).argmin()])
+        residual = residual - quantizer.embedding.weight[code]
+        under &= known[:, level] == code
+        codes.append(code)
+    return np.array(codes, dtype=np.int64)

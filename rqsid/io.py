@@ -3,7 +3,9 @@
 Atomic writes: write under a temporary name beside the target, then rename.
 
 A reader therefore sees either the previous complete artifact or the new complete one, never a half-written
-file, even if the writer is killed midway.
+file, even if the writer is killed midway. Under distributed training (Lightning DDP runs the whole command
+once per process) only the process of global rank 0 writes; the others compute the same artifacts and
+discard them, so that no two processes ever swap the same folder.
 """
 
 from __future__ import annotations
@@ -23,14 +25,27 @@ from typing import Any
 import pandas as pd
 
 
+def process_rank() -> int:
+    """Global rank of this process under torch.distributed / Lightning launchers (0 when not distributed).
+
+    Read from the launchers' environment, so it is right before any process group exists."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    return int(os.environ.get("NODE_RANK", 0)) * 1_000 + int(os.environ.get("LOCAL_RANK", 0))
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success it replaces `path` (file or folder)."""
+    """Yield a temporary path in the target's folder; on success it replaces `path` (file or folder).
+
+    On a process of rank > 0 the temporary result is discarded (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)) / path.name
     try:
         yield tmp
+        if process_rank() != 0:
+            return
         if path.is_dir() and tmp.is_dir():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -81,3 +96,20 @@ def pip_download(requirement: str, dest: Path | str) -> Path:
     if len(wheels) != 1:
         raise FileNotFoundError(f"pip download {requirement} left {len(wheels)} wheels in {dest}, expected 1")
     return wheels[0]
+
+
+def load_pretrained(cls: type, path: Path | str) -> Any:
+    """`cls.from_pretrained(path)` whose failures name the folder and say what to do, instead of a
+    traceback from inside safetensors or json. The hub mixin's "Loading weights" line goes to stderr, so
+    that stdout stays clean for machine-readable output."""
+    from contextlib import redirect_stdout
+
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    try:
+        with redirect_stdout(sys.stderr):
+            return cls.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as err:
+        raise ValueError(f"{path}: cannot load {cls.__name__} ({type(err).__name__}: {err}); the files are "
+                         f"damaged or were written by another version: train again") from err

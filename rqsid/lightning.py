@@ -6,6 +6,7 @@ Kept apart from `rqsid.model` so that loading a trained quantiser never imports 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ class RQVAEModule(L.LightningModule):
         out = self.model(batch[0])
         cosine = torch.nn.functional.cosine_similarity(out.reconstruction, batch[0]).mean()
         self.log_dict({"val/loss": out.loss, "val/reconstruction": out.reconstruction_loss,
-                       "val/quantization": out.quantization_loss, "val/cosine": cosine}, prog_bar=True)
+                       "val/quantization": out.quantization_loss, "val/cosine": cosine}, prog_bar=True,
+                      sync_dist=True)  # DDP: every process sees the same monitored value
 
     def on_train_epoch_end(self) -> None:
         cfg = self.training_config
@@ -126,6 +128,7 @@ def train_rqvae(
     *,
     output_dir: Path,
     progress: bool = True,
+    resume: bool = False,
 ) -> RQVAEModule:
     """Train an RQ-VAE on embeddings (N, D); logs and the best checkpoint go under output_dir.
 
@@ -143,19 +146,26 @@ def train_rqvae(
     module = RQVAEModule(config, training)
     trainer, best = fit_best(module, data, output_dir=Path(output_dir), monitor="val/loss", mode="min",
                              max_epochs=training.max_epochs, patience=training.patience, progress=progress,
-                             trainer_flags=training.trainer, log_every_n_steps=1)
+                             trainer_flags=training.trainer, resume=resume, log_every_n_steps=1)
     log.info("RQ-VAE: best val/loss %.4f after %d epochs", best, trainer.current_epoch)
     return module.cpu().eval()
 
 
 def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_dir: Path, monitor: str,
              mode: str, max_epochs: int, patience: int, progress: bool, trainer_flags: dict[str, Any],
-             **trainer_kwargs: Any) -> tuple[L.Trainer, float]:
+             resume: bool = False, **trainer_kwargs: Any) -> tuple[L.Trainer, float]:
     """Fit with early stopping on `monitor`, CSV + TensorBoard logs under output_dir, and load the best
     checkpoint's weights back into `module`. Returns the trainer and the best monitored value.
 
     CPU and deterministic unless `trainer_flags` (accelerator, devices, strategy, ...) say otherwise.
+    resume=True continues from output_dir/checkpoints/last.ckpt (weights, optimizer, epoch, early-stopping
+    state) when it exists; otherwise old checkpoints are removed, so that a fresh fit never mixes with them.
     """
+    last = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if resume and last.exists():
+        log.info("resuming from %s", last)
+    elif (Path(output_dir) / "checkpoints").exists():
+        shutil.rmtree(Path(output_dir) / "checkpoints")
     # Bit-exact on CPU; some CUDA kernels (e.g. attention backward) have no deterministic version: warn there.
     deterministic = True if trainer_flags.get("accelerator", "cpu") == "cpu" else "warn"
     checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=monitor, mode=mode,
@@ -168,7 +178,7 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
         enable_progress_bar=progress, enable_model_summary=False,
         **{"accelerator": "cpu", "devices": 1, "deterministic": deterministic, **trainer_kwargs, **trainer_flags},
     )
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.exists() else None)
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
     return trainer, float(checkpoint.best_model_score)

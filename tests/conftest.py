@@ -110,3 +110,30 @@ def tiny_movielens(tmp_path_factory: pytest.TempPathFactory) -> Path:
             rows.append(f"{user}\t{movie}\t{int(rng.integers(1, 6))}\t{880000000 + 1000 * step + user}")
     (root / "u.data").write_text("\n".join(rows) + "\n", encoding="latin-1")
     return root
+
+
+# Tiny model sizes: a whole run (SIDs, four recommenders) takes seconds.
+FAST = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "max_len=10", "--set", "max_epochs=3",
+        "--set", "patience=2", "--set", "batch_size=32"]
+SID_FAST = {"max_epochs": 20, "codebook_size": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
+    """Two finished tiny runs, shared by every test that reads a run.
+
+    Run "a" calls `sids` then `evaluate`; run "b" calls `run`, which must give the same results, with the
+    models trained in the opposite order, which must not matter either."""
+    from recsys.cli import main
+
+    home = tmp_path_factory.mktemp("home")
+    runs = {name: home / "runs" / name for name in ("a", "b")}
+    common = ["--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder)]
+    sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
+    assert main(["evaluate", *common, "--run", str(runs["a"]), *FAST]) == 0
+    reversed_models = ["sid-generative", "faiss-dense", "faiss-content", "popularity"]
+    sid_set_b = [arg.replace("--set", "--sid-set") for arg in sid_set]
+    assert main(["run", "--preset", "ml-100k", *common, "--run", str(runs["b"]), *sid_set_b, *FAST,
+                 "--models", *reversed_models]) == 0
+    return runs

@@ -119,3 +119,18 @@ def test_content_recommend_never_returns_history(rng):
         items, _ = content_recommend(split, emb, stage, k=2)
         for u, history in enumerate(stage_inputs(split, stage)):
             assert not np.isin(items[u], history).any()
+
+
+def test_hnsw_index_finds_what_flat_finds(rng):
+    from recsys.baselines import build_index
+
+    items = rng.normal(size=(2000, 32)).astype(np.float32)
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    queries = items[:100] + 0.05 * rng.normal(size=(100, 32)).astype(np.float32)
+    _, flat = build_index(items, "flat").search(queries, 10)
+    _, hnsw = build_index(items, "hnsw").search(queries, 10)
+    assert (flat[:, 0] == np.arange(100)).all()  # each query's own item is its nearest
+    recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(flat, hnsw, strict=True)])
+    assert recall > 0.9
+    with pytest.raises(ValueError, match="unknown FAISS index 'ivf'"):
+        build_index(items, "ivf")

@@ -25,7 +25,8 @@ def exhaustive_scores(model: SidGenerativeModel, state: torch.Tensor, sids: np.n
         s = state
         for level, code in enumerate(sid):
             scores[:, item] += torch.log_softmax(model.level_logits(s, level), -1)[:, code]
-            s = model.advance(s, level, torch.full((len(state),), int(code)))
+            if level < len(sid) - 1:  # nothing follows the last token
+                s = model.advance(s, level, torch.full((len(state),), int(code)))
     return scores
 
 

@@ -4,33 +4,9 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from recsys.cli import main
 from recsys.evaluate import metrics_from_files
-
-FAST = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "max_len=10", "--set", "max_epochs=3",
-        "--set", "patience=2", "--set", "batch_size=32"]
-
-
-SID_FAST = {"max_epochs": 20, "codebook_size": 8}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
-    """Run "a" calls `sids` then `evaluate`; run "b" calls `run`, which must give the same results, with the
-    models trained in the opposite order, which must not matter either."""
-    home = tmp_path_factory.mktemp("home")
-    runs = {name: home / "runs" / name for name in ("a", "b")}
-    common = ["--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder)]
-    sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
-    assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
-    assert main(["evaluate", *common, "--run", str(runs["a"]), *FAST]) == 0
-    reversed_models = ["sid-generative", "faiss-dense", "faiss-content", "popularity"]
-    sid_set_b = [arg.replace("--set", "--sid-set") for arg in sid_set]
-    assert main(["run", "--preset", "ml-100k", *common, "--run", str(runs["b"]), *sid_set_b, *FAST,
-                 "--models", *reversed_models]) == 0
-    return runs
 
 
 def test_run_writes_every_artifact(tiny_run):
@@ -100,3 +76,13 @@ def test_run_writes_timings_and_report(tiny_run):
     metrics = json.loads((run / "metrics.json").read_text())
     ndcg = metrics["models"]["sid-generative"]["ndcg@10"]
     assert f"{round(ndcg, 4)}" in report and "## Wall time" in report and "SASRec" not in report
+
+
+def test_enrichment_file_reaches_the_movie_texts(tmp_path, tiny_movielens, tiny_sentence_encoder):
+    extras = tmp_path / "plots.jsonl"
+    extras.write_text('{"movie_id": 3, "plot_summary": "A toy story.", "director": "Someone"}\n')
+    run = tmp_path / "run"
+    assert main(["sids", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
+                 str(run), "--enrichment", str(extras), "--set", "max_epochs=2", "--set", "codebook_size=8"]) == 0
+    texts = pd.read_parquet(run / "movies.parquet").set_index("movie_id")["text"]
+    assert texts[3].endswith("Directed by Someone. Plot: A toy story.") and "Plot:" not in texts[4]

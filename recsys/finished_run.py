@@ -1,0 +1,139 @@
+"""A finished run directory, read back: movies, SIDs, labels, embeddings, models and the users' histories.
+
+Everything a person looks at after `sidrec run` (the `recommend`, `similar` and `search` commands, the
+user-history notebook) reads the run through this one class, so they all see the same catalogue order,
+the same SIDs and the same trained models. Models and ratings are loaded only when first asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys.labels import TITLE_YEAR, label_lookup
+from recsys.movielens import load_movielens
+from recsys.sequences import Catalogue, chronological
+from rqsid.io import load_pretrained
+
+LEARNED_MODELS = ("faiss-dense", "sid-generative")
+
+
+class NotFoundError(ValueError):
+    """An unknown user, movie or model: the CLI prints the message and exits with status 2."""
+
+
+class FinishedRun:
+    def __init__(self, run_dir: Path | str, dataset: str | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        for name in ("movies.parquet", "sids.parquet", "embeddings.parquet", "sid_quality.json"):
+            if not (self.run_dir / name).exists():
+                raise FileNotFoundError(f"{self.run_dir / name} is missing: is {self.run_dir} a finished run "
+                                        f"(sidrec run / sidrec sids)?")
+        self.movies = pd.read_parquet(self.run_dir / "movies.parquet")
+        self.catalogue = Catalogue(self.movies["movie_id"].to_numpy())
+        sids = pd.read_parquet(self.run_dir / "sids.parquet")
+        if not np.array_equal(sids["movie_id"].to_numpy(), self.catalogue.movie_ids):
+            raise ValueError(f"{self.run_dir / 'sids.parquet'} lists movies in another order than movies.parquet")
+        self.sids = sids[[c for c in sids.columns if c.startswith("sid_")]].to_numpy()  # (N, T)
+        self.sid_text = sids["sid"].to_numpy()
+        table = pd.read_parquet(self.run_dir / "embeddings.parquet")
+        self.embeddings = np.stack(table["embedding"].to_numpy()).astype(np.float32)  # (N, D)
+        self.info = json.loads((self.run_dir / "sid_quality.json").read_text())
+        self._dataset = dataset
+
+    # ------------------------------------------------------------------ artifacts read on demand
+
+    @cached_property
+    def labels(self) -> pd.DataFrame:
+        path = self.run_dir / "sid_labels.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; re-run `sidrec sids` to label the SID prefixes")
+        return pd.read_parquet(path)
+
+    @cached_property
+    def label_of(self) -> dict[str, str]:
+        return label_lookup(self.labels)
+
+    @cached_property
+    def metrics(self) -> dict:
+        path = self.run_dir / "metrics.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; run `sidrec evaluate` on this run first")
+        return json.loads(path.read_text())
+
+    @cached_property
+    def ratings(self) -> pd.DataFrame:
+        """The release's ratings of catalogue movies, chronological per user, with an `item` index column."""
+        location = self._dataset or self.info.get("location") or self.info["dataset"]
+        data = load_movielens(location)
+        frame = chronological(data.ratings, self.catalogue, keep=("rating",))
+        return frame
+
+    @cached_property
+    def rating_counts(self) -> np.ndarray:
+        return np.bincount(self.ratings["item"].to_numpy(), minlength=self.catalogue.size)
+
+    def model(self, name: str) -> torch.nn.Module:
+        """A trained model of the run (models/<name>), in eval mode."""
+        from recsys.dense import DenseSequentialModel
+        from recsys.generative import SidGenerativeModel
+
+        classes = {"faiss-dense": DenseSequentialModel, "sid-generative": SidGenerativeModel}
+        path = self.run_dir / "models" / name
+        if name not in classes or not (path / "model.safetensors").exists():
+            raise NotFoundError(f"{path} holds no trained model; learned models: {', '.join(LEARNED_MODELS)}")
+        return load_pretrained(classes[name], path).eval()
+
+    def quantizer(self) -> torch.nn.Module:
+        from rqsid.model import RQVAE
+
+        path = self.run_dir / "quantizer"
+        if not (path / "model.safetensors").exists():
+            raise FileNotFoundError(f"{path} is missing: the run has no trained RQ-VAE")
+        return load_pretrained(RQVAE, path).eval()
+
+    # ------------------------------------------------------------------ lookups
+
+    def history(self, user_id: int) -> pd.DataFrame:
+        """One user's ratings, oldest first (item, movie_id, timestamp, rating)."""
+        rows = self.ratings[self.ratings["user_id"] == user_id]
+        if rows.empty:
+            users = self.ratings["user_id"]
+            raise NotFoundError(f"unknown user {user_id}: this run's users are {users.min()}..{users.max()} "
+                                f"({users.nunique()} users)")
+        return rows.reset_index(drop=True)
+
+    def find_movie(self, query: str) -> int:
+        """Item index of the movie a title query means: exact title (with or without the year), then the
+        most-rated title containing the query, then the closest fuzzy match; else an error with suggestions."""
+        text = query.strip().lower()
+        if not text:
+            raise NotFoundError("empty title: give a movie title, e.g. 'Toy Story'")
+        full = self.movies["title"].str.lower().to_numpy()
+        bare = np.array([TITLE_YEAR.sub("", t) for t in full])
+        for hits in (np.flatnonzero((full == text) | (bare == text)),
+                     np.flatnonzero([text in t for t in full])):
+            if len(hits):
+                return int(hits[np.argmax(self.rating_counts[hits])])
+        close = difflib.get_close_matches(text, list(bare), n=1, cutoff=0.8)
+        if close:
+            hits = np.flatnonzero(bare == close[0])
+            return int(hits[np.argmax(self.rating_counts[hits])])
+        suggestions = difflib.get_close_matches(text, list(bare), n=5, cutoff=0.5)
+        named = [self.movies["title"].iloc[int(np.flatnonzero(bare == s)[0])] for s in suggestions]
+        hint = f"; did you mean: {'; '.join(named)}?" if named else "; try a word of the title"
+        raise NotFoundError(f"no movie title matches {query!r}{hint}")
+
+    def describe(self, item: int) -> dict:
+        """A movie as people read it: id, title, year, genres, SID."""
+        row = self.movies.iloc[item]
+        year = row.get("year")
+        return {"movie_id": int(row["movie_id"]), "title": str(row["title"]),
+                "year": None if year is None or pd.isna(year) else int(year),
+                "genres": [str(g) for g in row["genres"]], "sid": str(self.sid_text[item])}

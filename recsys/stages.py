@@ -1,0 +1,98 @@
+"""Which stages of a run are finished, so that a re-run skips them, redoes stale ones, and `--force` all.
+
+A stage's key is a sha256 over its settings (canonical JSON) and fingerprints of its inputs: a file's
+sha256 for run artifacts, and (size, mtime) for the release's own files, which can be gigabytes. When a
+stage finishes, `runs/<name>/stages/<stage>.json` records its key and outputs; it is written last and
+atomically, so a stage without a record never finished, whatever files it left behind. Under DDP only
+rank 0 writes; the other processes wait for its record before going on. A stage that
+started records its key in `stages/<stage>.started.json`: an interrupted training resumes (`--resume`)
+from its last Lightning checkpoint only if that key is the current one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from rqsid.io import file_digest, process_rank, write_json
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(path: Path, digest: bool = True) -> list:
+    """What identifies an input: its name and sha256 (digest=True) or size and mtime (every file of a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(fingerprint(p, digest) for p in path.rglob("*") if p.is_file())
+    if not path.exists():
+        return [path.name, None]
+    stat = path.stat()
+    return [path.name, file_digest(path) if digest else [stat.st_size, stat.st_mtime_ns]]
+
+
+@dataclass
+class Stage:
+    run_dir: Path
+    name: str
+    settings: dict
+    inputs: list  # fingerprints (see `fingerprint`) or other JSON-ready facts
+    outputs: tuple[str, ...]  # paths relative to run_dir
+
+    @property
+    def key(self) -> str:
+        text = json.dumps({"settings": self.settings, "inputs": self.inputs}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def record(self, suffix: str = "") -> Path:
+        return Path(self.run_dir) / "stages" / f"{self.name}{suffix}.json"
+
+    def _read(self, path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_done(self) -> bool:
+        """Finished with the same key, and every output still there."""
+        record = self._read(self.record())
+        return bool(record and record.get("key") == self.key
+                    and all((Path(self.run_dir) / out).exists() for out in self.outputs))
+
+    def can_resume(self) -> bool:
+        """Started (not finished) with the same key: its checkpoints belong to this very stage."""
+        record = self._read(self.record(".started"))
+        return bool(record and record.get("key") == self.key)
+
+    def start(self) -> None:
+        if process_rank() == 0:
+            self.record().unlink(missing_ok=True)
+        write_json({"key": self.key, "settings": self.settings}, self.record(".started"))
+
+    def finish(self, seconds: float) -> None:
+        write_json({"key": self.key, "outputs": list(self.outputs), "seconds": round(seconds, 1)}, self.record())
+        if process_rank() == 0:
+            self.record(".started").unlink(missing_ok=True)
+        else:  # rank 0 writes the artifacts: wait for them before the next stage reads them
+            self.wait_until_done()
+
+    def wait_until_done(self, timeout: float = 3600.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.is_done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.record()}: rank 0 did not finish stage {self.name!r} in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def finished_seconds(self) -> float:
+        return float((self._read(self.record()) or {}).get("seconds", 0.0))
+
+
+def table_digest(frame: pd.DataFrame) -> str:
+    """sha256 of a table's content (pandas' row hashes, in order): a fingerprint of in-memory data."""
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes()).hexdigest()

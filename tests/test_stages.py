@@ -1,0 +1,69 @@
+"""Re-running a run: finished stages are skipped, stale ones redone, --force redoes all; a run killed
+mid-training leaves no half-written artifact under a final name and resumes from its last checkpoint."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from helpers import readable_artifacts, run_args
+
+from recsys.cli import main
+from recsys.evaluate import metrics_from_files
+
+
+def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    weights = run / "models" / "sid-generative" / "model.safetensors"
+    quantizer = run / "quantizer" / "model.safetensors"
+    before = {p: p.stat().st_mtime_ns for p in (weights, quantizer)}
+    metrics = json.loads((run / "metrics.json").read_text())["models"]
+    with caplog.at_level("INFO"):
+        assert main(run_args(tiny_run, run)) == 0
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing was trained again
+    assert json.loads((run / "metrics.json").read_text())["models"] == metrics
+    assert caplog.text.count("finished before with the same inputs and settings") == 5  # SIDs + 4 models
+    caplog.clear()
+    with caplog.at_level("INFO"):  # a recommender setting changed: SIDs and the two baselines stay
+        assert main([*run_args(tiny_run, run), "--set", "max_epochs=2"]) == 0
+    assert caplog.text.count("finished before") == 3 and weights.stat().st_mtime_ns != before[weights]
+    assert quantizer.stat().st_mtime_ns == before[quantizer]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*run_args(tiny_run, run), "--force"]) == 0
+    assert "finished before" not in caplog.text and quantizer.stat().st_mtime_ns != before[quantizer]
+
+
+def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    argv = [*run_args(tiny_run, run), "--set", "max_epochs=25", "--set", "patience=25", "--set", "val_every=1"]
+    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    last = run / "train" / "sid-generative" / "checkpoints" / "last.ckpt"  # sid-generative trains first here
+    deadline = time.time() + 300
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside training: 25 epochs take several seconds
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if not last.exists():
+        pytest.fail("the run ended before its training could be interrupted")
+    assert (run / "stages" / "sids.json").exists()  # the SID stage had finished
+    assert not (run / "stages" / "model-sid-generative.json").exists()
+    assert not (run / "models" / "sid-generative").exists() and not (run / "metrics.json").exists()
+    readable_artifacts(run)
+
+    done = subprocess.run([sys.executable, "-m", "recsys.cli", *argv, "--resume"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in done.stderr and "Semantic IDs: finished before" in done.stderr
+    readable_artifacts(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    targets = pd.read_parquet(run / "test_targets.parquet")
+    predictions = pd.read_parquet(run / "predictions" / "sid-generative.parquet")
+    assert metrics_from_files(predictions, targets) == metrics["models"]["sid-generative"]
