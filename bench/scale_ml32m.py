@@ -53,25 +53,29 @@ def stage_data(dataset: Path, max_len: int) -> dict:
 
 
 def small_encoder(root: Path) -> Path:
-    """A random 1-layer BERT with the real encoder's width (768) and mean pooling, saved as a
-    sentence-transformers folder: the same code path and output size as all-mpnet-base-v2, ~12x cheaper."""
+    """A bag-of-words sentence encoder from the real one: all-mpnet-base-v2's own token embeddings (768-d),
+    no transformer layer, mean pooling, saved as a sentence-transformers folder. Same code path, vocabulary
+    and output size as the real encoder, with lexical (not contextual) meaning, at a fraction of the cost."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     from rqsid.encoder import load_encoder
 
-    real = load_encoder()  # borrow the real tokenizer's vocabulary, so texts tokenize realistically
-    vocab = root / "bert" / "vocab.txt"
-    vocab.parent.mkdir(parents=True, exist_ok=True)
-    vocab.write_text("\n".join(sorted(real.tokenizer.get_vocab(), key=real.tokenizer.get_vocab().get)) + "\n")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=real.tokenizer.vocab_size, hidden_size=768, num_hidden_layers=1,
-                        num_attention_heads=12, intermediate_size=1024, max_position_embeddings=514)
-    BertModel(config).save_pretrained(vocab.parent)
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(vocab.parent)
-    model = SentenceTransformer(modules=[Transformer(str(vocab.parent), max_seq_length=128), Pooling(768)],
+    real = load_encoder()
+    folder = root / "bert"
+    config = BertConfig(vocab_size=len(real.tokenizer), hidden_size=768, num_hidden_layers=0,
+                        num_attention_heads=12, max_position_embeddings=514)
+    bert = BertModel(config, add_pooling_layer=False)
+    words = real[0].auto_model.embeddings.word_embeddings.weight
+    with torch.no_grad():  # centred: the raw token vectors share one large common direction
+        bert.embeddings.word_embeddings.weight[: len(words)] = words - words.mean(0)
+        bert.embeddings.position_embeddings.weight.zero_()
+        bert.embeddings.token_type_embeddings.weight.zero_()
+    bert.save_pretrained(folder)
+    real.tokenizer.save_pretrained(folder)  # the real tokenizer: its ids index the real token vectors
+    model = SentenceTransformer(modules=[Transformer(str(folder), max_seq_length=128), Pooling(768)],
                                 device="cpu")
     model.save(str(root / "encoder"))
     return root / "encoder"

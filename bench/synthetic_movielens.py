@@ -5,7 +5,8 @@
 Same counts as ML-32M by default (87,585 movies, 200,948 users, 32,000,204 ratings), and the shapes that
 matter for speed and memory: movie popularity is Zipf-like (p ~ 1 / rank^ZIPF_EXPONENT), users have at
 least 20 ratings and log-normal history lengths (mean = ratings / users, long tail), each (user, movie)
-pair occurs once, movie ids are sparse (as in the real files, up to ~3x the movie count), ratings are
+pair occurs once, movie ids are sparse (as in the real files, up to ~3x the movie count), titles are 1-3
+common or made-up words and a year, ratings are
 half stars 0.5-5.0 and timestamps increase within a user. Files: ratings.csv, movies.csv (quoted titles
 where they hold commas, `|`-separated genres), tags.csv. Nothing here is real MovieLens data.
 """
@@ -30,13 +31,24 @@ MIN_RATINGS = 20
 START, END = 789_652_009, 1_697_164_147  # first and last timestamps of ML-32M's time span (1995-2023)
 
 
+def invented_words(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Pronounceable made-up words ("dorami", "tesk") so that titles are as varied as real ones."""
+    syllables = np.array([c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"])
+    parts = syllables[rng.integers(0, len(syllables), (count, 3))]
+    lengths = rng.integers(1, 4, count)
+    return np.array(["".join(p[:n]) for p, n in zip(parts, lengths, strict=True)])
+
+
 def movie_table(n: int, rng: np.random.Generator) -> pd.DataFrame:
     ids = np.sort(rng.choice(np.arange(1, 3 * n + 1), n, replace=False)).astype(np.int32)
-    words = np.array(WORDS)[rng.integers(0, len(WORDS), (n, 2))]
+    vocabulary = np.concatenate([WORDS, invented_words(5_000, rng)])
+    words = vocabulary[rng.integers(0, len(vocabulary), (n, 3))]
+    length = rng.integers(1, 4, n)
     years = rng.integers(1902, 2024, n)
     # One title in twenty is written as MovieLens writes "The ...": "Shadow River, The (1987)" - a comma.
     article = np.where(rng.random(n) < 0.05, ", The", "")
-    titles = [f"{a.title()} {b} {i}{art} ({y})" for (a, b), i, art, y in zip(words, ids, article, years, strict=True)]
+    titles = [" ".join(w[:k]).title() + f"{art} ({y})"
+              for w, k, art, y in zip(words, length, article, years, strict=True)]
     counts = rng.integers(1, 4, n)
     genres = ["|".join(rng.choice(GENRES, c, replace=False)) for c in counts]
     return pd.DataFrame({"movieId": ids, "title": titles, "genres": genres})

@@ -265,11 +265,15 @@ def _install(target: Path, source: str, fill: Callable[[Path], Path]) -> Path:
 
 
 def _extract_folder(archive: Path, folder: str, stage: Path) -> Path:
-    with zipfile.ZipFile(archive) as zf:
-        members = [m for m in zf.namelist() if m.startswith(f"{folder}/")]
-        if not members:
-            raise MovieLensFormatError(f"{archive}: no folder {folder}/ inside")
-        zf.extractall(stage, members)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.namelist() if m.startswith(f"{folder}/")]
+            if not members:
+                raise MovieLensFormatError(f"{archive}: no folder {folder}/ inside")
+            zf.extractall(stage, members)
+    except (zipfile.BadZipFile, EOFError) as err:  # e.g. a truncated archive whose published md5 matches it
+        raise MovieLensFormatError(f"{archive}: not a readable zip archive ({err}); delete it and fetch again") \
+            from err
     return stage / folder
 
 

@@ -151,6 +151,15 @@ def train_rqvae(
     return module.cpu().eval()
 
 
+def check_checkpoint(path: Path) -> None:
+    """Fail with a clear message, not a traceback from inside torch, when a checkpoint cannot be read."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds (pickle, zip, EOF, runtime) for a damaged file
+        raise ValueError(f"{path}: damaged checkpoint ({type(err).__name__}); delete it or run without "
+                         f"--resume to train from the start") from err
+
+
 def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_dir: Path, monitor: str,
              mode: str, max_epochs: int, patience: int, progress: bool, trainer_flags: dict[str, Any],
              resume: bool = False, **trainer_kwargs: Any) -> tuple[L.Trainer, float]:
@@ -163,6 +172,7 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
     """
     last = Path(output_dir) / "checkpoints" / "last.ckpt"
     if resume and last.exists():
+        check_checkpoint(last)
         log.info("resuming from %s", last)
     elif (Path(output_dir) / "checkpoints").exists():
         shutil.rmtree(Path(output_dir) / "checkpoints")

@@ -277,6 +277,7 @@ MALFORMED = [  # (fixture, files replaced, file the error must name, what it mus
         "line 3: rating is 'good'",
     ),
     ("csv", {"ratings.csv": RATINGS_CSV}, "ratings.csv", "no rows"),
+    ("csv", {"movies.csv": "movieId,title,genres\n"}, "movies.csv", "no rows"),  # an empty catalogue
     (
         "recbole-1m",
         {"ml-1m.item": ML1M_ITEM + "Toy Story (1995)\tT\t1995\tX\n"},

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.cli import main
 from recsys.evaluate import metrics_from_files
@@ -86,3 +87,13 @@ def test_enrichment_file_reaches_the_movie_texts(tmp_path, tiny_movielens, tiny_
                  str(run), "--enrichment", str(extras), "--set", "max_epochs=2", "--set", "codebook_size=8"]) == 0
     texts = pd.read_parquet(run / "movies.parquet").set_index("movie_id")["text"]
     assert texts[3].endswith("Directed by Someone. Plot: A toy story.") and "Plot:" not in texts[4]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--set", "d_model=10", "--set", "n_heads=3"], "d_model (10) must be divisible by n_heads (3)"),
+    (["--set", "batch_size=0"], "every size and rate must be positive"),
+    (["--set", "content_index=ivf"], "content_index must be one of"),
+])
+def test_impossible_settings_are_refused_before_any_work(tmp_path, tiny_movielens, capsys, flags, message):
+    assert main(["evaluate", "--dataset", str(tiny_movielens), "--run", str(tmp_path / "run"), *flags]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -15,7 +15,7 @@ import pytest
 from test_movielens import FIXTURES
 
 from recsys import releases
-from recsys.movielens import load_movielens
+from recsys.movielens import MovieLensFormatError, load_movielens
 from recsys.releases import MARKER, RELEASES, ChecksumError, data_home, fetch
 
 
@@ -130,6 +130,15 @@ def test_fetch_from_grouplens_rejects_a_bad_archive(tmp_path, monkeypatch, fake_
     with pytest.raises(ChecksumError, match=r"ml-latest-small\.zip.*md5 mismatch"):
         fetch("ml-latest-small", home=tmp_path, offline=False)
     assert not (tmp_path / "raw" / "ml-latest-small.zip").exists()
+    assert not (tmp_path / "movielens" / "ml-latest-small").exists()
+
+
+def test_a_truncated_archive_is_a_clear_error_and_unpacks_nothing(tmp_path, monkeypatch, fake_grouplens):
+    served = tmp_path / "served" / "ml-latest-small.zip"
+    served.write_bytes(served.read_bytes()[:-60])  # cut inside the zip's central directory
+    monkeypatch.setattr(releases, "_published_md5", lambda url: hashlib.md5(served.read_bytes()).hexdigest())
+    with pytest.raises(MovieLensFormatError, match=r"ml-latest-small\.zip: not a readable zip archive"):
+        fetch("ml-latest-small", home=tmp_path, offline=False)
     assert not (tmp_path / "movielens" / "ml-latest-small").exists()
 
 

@@ -67,3 +67,15 @@ def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run,
     targets = pd.read_parquet(run / "test_targets.parquet")
     predictions = pd.read_parquet(run / "predictions" / "sid-generative.parquet")
     assert metrics_from_files(predictions, targets) == metrics["models"]["sid-generative"]
+
+
+def test_resuming_from_a_damaged_checkpoint_is_a_clear_error(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    for record in (run / "stages").glob("model-*.json"):  # as if the models had been interrupted
+        record.rename(record.with_name(record.stem + ".started.json"))
+    last = run / "train" / "sid-generative" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    assert main([*run_args(tiny_run, run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{last}: damaged checkpoint" in err and "Traceback" not in err
