@@ -92,7 +92,7 @@ def real_encoder_rate(texts: list[str], sample: int) -> float:
     return sample / (time.perf_counter() - start)
 
 
-def stage_sids(dataset: Path, work: Path, sample: int) -> dict:
+def stage_sids(dataset: Path, work: Path, sample: int, rqvae_epochs: int | None) -> dict:
     from recsys.movielens import load_movielens
     from recsys.semantic_ids import SidConfig, build_semantic_ids
 
@@ -105,12 +105,16 @@ def stage_sids(dataset: Path, work: Path, sample: int) -> dict:
     figures["real_encoder_extrapolated_minutes"] = round(len(texts) / figures["real_encoder_texts_per_second"] / 60, 1)
     encoder = small_encoder(work / "small-encoder")
     run = work / "run"
-    quality = build_semantic_ids(data, run, SidConfig(encoder=str(encoder), progress=False), home=work)
+    overrides = {"max_epochs": rqvae_epochs} if rqvae_epochs else {}
+    quality = build_semantic_ids(data, run, SidConfig(encoder=str(encoder), progress=False, overrides=overrides),
+                                 home=work, force=True)
     report = quality["presets"]["tiger"]
     figures.update(
         small_encoder_embedding_seconds=quality["seconds"]["text and embeddings"],
         rqvae_and_sids_seconds=quality["seconds"]["RQ-VAE and SIDs"],
-        rqvae_train_seconds=report["train_seconds"], codebook_size=report["model_config"]["codebook_size"],
+        rqvae_train_seconds=report["train_seconds"], rqvae_epochs=rqvae_epochs or "preset default",
+        rqvae_seconds_per_epoch=round(report["train_seconds"] / (rqvae_epochs or 1), 1) if rqvae_epochs else None,
+        codebook_size=report["model_config"]["codebook_size"],
         unique_sids=report["unique_sids"], sid_length=report["sid_length"],
         codes_used=[lv["codes_used"] for lv in report["levels"]],
         learned_collision_rate=report["learned_collisions"]["collision_rate"],
@@ -149,24 +153,30 @@ def beam_throughput(sids: np.ndarray, histories: list[np.ndarray], k: int, beam:
 
 
 def faiss_flat_vs_hnsw(embeddings: np.ndarray, queries: np.ndarray, k: int) -> dict:
+    """Exact search against HNSW at several efSearch (the project's default is HNSW_EF_SEARCH)."""
     import faiss
 
     from recsys.baselines import build_index
 
-    out = {}
-    for kind in ("flat", "hnsw"):
-        start = time.perf_counter()
-        index = build_index(embeddings, kind)
-        built = time.perf_counter() - start
+    def timed_search(index: faiss.Index) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         _, found = index.search(queries, k)
-        seconds = time.perf_counter() - start
-        out[kind] = {"build_seconds": round(built, 1), "search_seconds": round(seconds, 2),
-                     "queries_per_second": rate(len(queries), seconds), "found": found}
-    flat, hnsw = out["flat"].pop("found"), out["hnsw"].pop("found")
-    hits = [len(np.intersect1d(a, b)) for a, b in zip(flat, hnsw, strict=True)]
-    out["hnsw"][f"recall@{k}_vs_flat"] = round(float(np.mean(hits)) / k, 4)
-    out["threads"] = faiss.omp_get_max_threads()
+        return found, time.perf_counter() - start
+
+    start = time.perf_counter()
+    flat_index = build_index(embeddings, "flat")
+    out = {"flat": {"build_seconds": round(time.perf_counter() - start, 1)}, "threads": faiss.omp_get_max_threads()}
+    exact, seconds = timed_search(flat_index)
+    out["flat"].update(search_seconds=round(seconds, 2), queries_per_second=rate(len(queries), seconds))
+    start = time.perf_counter()
+    hnsw = build_index(embeddings, "hnsw")
+    out["hnsw_build_seconds"] = round(time.perf_counter() - start, 1)
+    for ef in (16, 32, 64, 128):
+        hnsw.hnsw.efSearch = ef
+        found, seconds = timed_search(hnsw)
+        hits = [len(np.intersect1d(a, b)) for a, b in zip(exact, found, strict=True)]
+        out[f"hnsw_ef{ef}"] = {"search_seconds": round(seconds, 2), "queries_per_second": rate(len(queries), seconds),
+                               f"recall@{k}_vs_flat": round(float(np.mean(hits)) / k, 4)}
     return out
 
 
@@ -194,6 +204,8 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=50)
     parser.add_argument("--sample", type=int, default=512, help="texts for timing the real encoder")
     parser.add_argument("--users", type=int, default=4096, help="users for the search throughput")
+    parser.add_argument("--rqvae-epochs", type=int, default=None,
+                        help="cap the RQ-VAE's epochs (default: the preset's, up to 300 with early stopping)")
     args = parser.parse_args()
     if len(args.stages) > 1:  # one process per stage: each stage's peak memory is its own
         for stage in args.stages:
@@ -205,7 +217,7 @@ def main() -> None:
     if stage == "data":
         figures = stage_data(args.dataset, args.max_len)
     elif stage == "sids":
-        figures = stage_sids(args.dataset, args.work, args.sample)
+        figures = stage_sids(args.dataset, args.work, args.sample, args.rqvae_epochs)
     else:
         figures = stage_search(args.work, args.users, k=20, beam=20)
     print(figures)

@@ -100,13 +100,15 @@ def _exclusion_codes(exclude: list[np.ndarray], width: int) -> np.ndarray:
 
 
 def faiss_topk_excluding(
-    queries: np.ndarray, index: faiss.Index, exclude: list[np.ndarray], k: int
+    queries: np.ndarray, index: faiss.Index, exclude: list[np.ndarray], k: int, batch_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k index items per query, skipping each user's excluded items, in the index's rank order.
 
-    Searches depth = min(k + max_u |exclude_u|, ntotal): at most |exclude_u| of the top depth results can
-    be excluded, so k real items always remain when the catalogue is large enough. Returns
-    items (U, k) int64 and scores (U, k) float32.
+    Searches depth = min(k + max |exclude_u|, ntotal) per batch: at most |exclude_u| of the top depth
+    results can be excluded, so k real items always remain when the catalogue is large enough. Users go
+    in batches of similar history length, so that one 10,000-movie history does not make every user's
+    search that deep (at ML-32M's size that would be tens of GB). Returns items (U, k) int64 and scores
+    (U, k) float32.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if queries.ndim != 2 or queries.shape[1] != index.d:
@@ -115,23 +117,31 @@ def faiss_topk_excluding(
         raise ValueError(f"{len(queries)} queries but {len(exclude)} exclusion lists")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    longest = max((len(e) for e in exclude), default=0)
-    depth = min(k + longest, index.ntotal)
+    items = np.empty((len(queries), k), dtype=np.int64)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    by_length = np.argsort([len(e) for e in exclude], kind="stable")
+    for start in range(0, len(queries), batch_size):
+        rows = by_length[start:start + batch_size]
+        items[rows], scores[rows] = _search_excluding(queries[rows], index, [exclude[r] for r in rows], k, rows)
+    return items, scores
+
+
+def _search_excluding(queries: np.ndarray, index: faiss.Index, exclude: list[np.ndarray], k: int,
+                      rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """faiss_topk_excluding for one batch; `rows` are the batch's row numbers, for error messages."""
+    depth = min(k + max((len(e) for e in exclude), default=0), index.ntotal)
     scores, items = index.search(queries, depth)
-    rows = np.arange(len(queries), dtype=np.int64)[:, None]
+    local = np.arange(len(queries), dtype=np.int64)[:, None]
     # faiss pads with -1 when it has fewer than depth results
-    keep = (items >= 0) & ~np.isin(rows * index.ntotal + items, _exclusion_codes(exclude, index.ntotal))
+    keep = (items >= 0) & ~np.isin(local * index.ntotal + items, _exclusion_codes(exclude, index.ntotal))
     short = np.flatnonzero(keep.sum(axis=1) < k)
     if len(short):
         raise ValueError(
-            f"fewer than k={k} items left for user row {short[0]} after exclusions "
+            f"fewer than k={k} items left for user row {rows[short[0]]} after exclusions "
             f"(index holds {index.ntotal}, searched {depth})"
         )
     order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept columns first, rank order preserved
-    return (
-        np.take_along_axis(items, order, axis=1).astype(np.int64),
-        np.take_along_axis(scores, order, axis=1).astype(np.float32),
-    )
+    return np.take_along_axis(items, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def topk_excluding(

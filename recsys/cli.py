@@ -74,6 +74,7 @@ def cmd_sids(args: argparse.Namespace) -> int:
     if args.enrichment:
         dataset = dataset.with_enrichment(movielens.load_enrichment(args.enrichment))
     cfg = SidConfig(preset=args.preset, encoder=args.encoder, seed=args.seed, compare_seed=args.compare_seed,
+                    encode_devices=tuple(args.encode_devices),
                     overrides=parse_overrides(args.set), trainer=trainer_flags(args))
     quality = build_semantic_ids(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(quality_table(quality).to_string())
@@ -105,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
-        force=args.force, resume=args.resume)
+        force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices))
     timings = run_pipeline(Path(args.run), options)
     metrics = json.loads((Path(args.run) / "metrics.json").read_text())
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
@@ -161,6 +162,9 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--encoder", default=DEFAULT_MODEL, help="sentence-transformers model or local path")
+    p.add_argument("--encode-devices", nargs="+", default=[], metavar="DEVICE",
+                   help="encode movie texts with one sentence-transformers process per device, e.g. "
+                        "cuda:0 cuda:1 (default: one process)")
     p.add_argument("--compare-seed", action="store_true",
                    help="also train the seed card's preset and report it side by side")
     p.add_argument("--force", action="store_true",
@@ -237,11 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in a run's timings.json and report.md
     # Our own loggers only: Lightning configures its own console output.
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler()  # bound to the current stderr
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    handler.set_name("sidrec")
     for name in ("rqsid", "recsys"):
-        logging.getLogger(name).addHandler(handler)
-        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        logger = logging.getLogger(name)
+        # one handler, however often main() runs in a process (tests, notebooks): never a stale stream
+        for old in [h for h in logger.handlers if h.get_name() == "sidrec"]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:

@@ -40,6 +40,7 @@ class RunOptions:
     enrichment: str | None = None  # plot summaries etc. (`movielens.load_enrichment`)
     force: bool = False  # redo finished stages too
     resume: bool = False  # continue interrupted trainings from their last checkpoints
+    encode_devices: tuple[str, ...] = ()  # one sentence-transformers process per device
 
 
 def peak_rss_gib() -> float:
@@ -64,6 +65,7 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
         dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
     sid_config = SidConfig(preset=preset.sid_preset, encoder=options.encoder, seed=options.seed,
+                           encode_devices=options.encode_devices,
                            compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)

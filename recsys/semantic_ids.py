@@ -46,6 +46,7 @@ class SidConfig:
     compare_seed: bool = False  # also train the seed card's preset and report it side by side
     overrides: dict = field(default_factory=dict)  # RQVAEConfig / RQVAETrainingConfig fields by name
     trainer: dict = field(default_factory=dict)  # Lightning Trainer flags (accelerator, devices, ...)
+    encode_devices: tuple[str, ...] = ()  # e.g. ("cuda:0", "cuda:1"): a sentence-transformers process each
     progress: bool = True
 
 
@@ -65,7 +66,7 @@ def movie_table(dataset: MovieLens) -> pd.DataFrame:
 def sid_stage(dataset: MovieLens, movies: pd.DataFrame, run_dir: Path, cfg: SidConfig) -> Stage:
     """The stage's key: its settings, the movies' texts, and the ratings' movie ids (they pick the labels'
     representative titles)."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer", "encode_devices")}
     inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(dataset.ratings[["movie_id"]])]
     return Stage(run_dir, "sids", settings, inputs, SID_OUTPUTS)
 
@@ -75,6 +76,7 @@ def embed_movies(movies: pd.DataFrame, dataset: str, cfg: SidConfig, run_dir: Pa
     embeddings = encode_with_cache(
         movies["movie_id"].tolist(), movies["text"].tolist(), model=cfg.encoder,
         cache_path=embedding_cache_path(cfg.encoder, dataset, home),
+        device=list(cfg.encode_devices) or None,
     )
     table = pd.DataFrame({"movie_id": movies["movie_id"].to_numpy(), "embedding": list(embeddings)})
     write_parquet(table, run_dir / "embeddings.parquet")

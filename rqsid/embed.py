@@ -104,7 +104,7 @@ def encode_with_cache(
     model: str = DEFAULT_MODEL,
     cache_path: Path,
     batch_size: int = 64,
-    device: str | None = None,
+    device: str | Sequence[str] | None = None,
     models_dir: Path | None = None,
     encoder: SentenceTransformer | None = None,
 ) -> np.ndarray:
@@ -128,7 +128,7 @@ def encode_with_cache_stats(
     model: str = DEFAULT_MODEL,
     cache_path: Path,
     batch_size: int = 64,
-    device: str | None = None,
+    device: str | Sequence[str] | None = None,
     models_dir: Path | None = None,
     encoder: SentenceTransformer | None = None,
 ) -> CachedEmbeddings:
@@ -138,6 +138,8 @@ def encode_with_cache_stats(
     model (:func:`model_identity`); otherwise the item is re-encoded. The encoder is loaded only if
     something needs encoding. ``encoder``, if given, must be the model named by ``model``; the cache is
     rewritten atomically, and only when something changed. Items in the cache but not in ``ids`` are kept.
+    ``device`` is one device ("cuda", "cpu") or several (["cuda:0", "cuda:1"], or ["cpu"] * 4): with
+    several, sentence-transformers' own multi-process pool encodes with one process per entry.
     """
     id_array = _validate(ids, texts)
     identity = model_identity(model)
@@ -150,9 +152,10 @@ def encode_with_cache_stats(
         if item not in row_of or cache.text_hash[row_of[item]] != digest
     ]
     if stale:
+        pool = [str(d) for d in device] if device is not None and not isinstance(device, str) else None
         if encoder is None:
-            encoder = load_encoder(model, device=device, models_dir=models_dir)
-        fresh = _encode(encoder, [texts[k] for k in stale], batch_size)
+            encoder = load_encoder(model, device=None if pool else device, models_dir=models_dir)
+        fresh = _encode(encoder, [texts[k] for k in stale], batch_size, pool if pool and len(pool) > 1 else None)
         cache = cache.upsert(id_array[stale], [texts[k] for k in stale], [hashes[k] for k in stale], fresh)
         _write_cache(Path(cache_path), cache, model, identity)
         row_of = cache.row_of()
@@ -183,9 +186,12 @@ def _validate(ids: Sequence[int], texts: Sequence[str]) -> np.ndarray:
     return id_array.astype(np.int64)
 
 
-def _encode(encoder: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
-    """Encode and L2-normalise in float32; non-finite or zero vectors are errors, not silent garbage."""
-    raw = encoder.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True)
+def _encode(encoder: SentenceTransformer, texts: list[str], batch_size: int,
+            devices: list[str] | None = None) -> np.ndarray:
+    """Encode (one process per entry of `devices`, if given) and L2-normalise in float32; non-finite or
+    zero vectors are errors, not silent garbage."""
+    raw = encoder.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True,
+                         device=devices)
     emb = np.asarray(raw, dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] != len(texts):
         raise ValueError(f"encoder returned shape {emb.shape} for {len(texts)} texts")

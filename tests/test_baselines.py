@@ -134,3 +134,16 @@ def test_hnsw_index_finds_what_flat_finds(rng):
     assert recall > 0.9
     with pytest.raises(ValueError, match="unknown FAISS index 'ivf'"):
         build_index(items, "ivf")
+
+
+def test_faiss_search_in_batches_of_similar_history_length_changes_nothing(rng):
+    from recsys.baselines import build_index
+
+    items = rng.normal(size=(300, 8)).astype(np.float32)
+    queries = rng.normal(size=(25, 8)).astype(np.float32)
+    exclude = [rng.choice(300, int(n), replace=False) for n in rng.integers(0, 120, 25)]
+    whole = faiss_topk_excluding(queries, build_index(items), exclude, k=10, batch_size=1000)
+    batched = faiss_topk_excluding(queries, build_index(items), exclude, k=10, batch_size=3)
+    np.testing.assert_array_equal(whole[0], batched[0])
+    np.testing.assert_array_equal(whole[1], batched[1])
+    assert not any(np.isin(row, ex).any() for row, ex in zip(whole[0], exclude, strict=True))

@@ -316,3 +316,12 @@ def test_non_finite_embeddings_raise(tmp_path: Path) -> None:
             IDS, TEXTS, model="fake/nan", cache_path=tmp_path / "e.parquet", encoder=_NaNEncoder()
         )
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_two_encoding_processes_give_the_same_embeddings(
+    tiny_sentence_encoder: Path, encoder, tmp_path: Path
+) -> None:
+    # sentence-transformers' own multi-process pool, one process per listed device
+    emb = encode_with_cache(IDS, TEXTS, model=str(tiny_sentence_encoder), cache_path=tmp_path / "e.parquet",
+                            device=["cpu", "cpu"])
+    np.testing.assert_allclose(emb, encoder.encode(TEXTS, normalize_embeddings=True), atol=1e-6)

@@ -1,6 +1,7 @@
 """The whole pipeline on a tiny ML-100K-format release: fetch-free, with a tiny real text encoder."""
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -97,3 +98,12 @@ def test_enrichment_file_reaches_the_movie_texts(tmp_path, tiny_movielens, tiny_
 def test_impossible_settings_are_refused_before_any_work(tmp_path, tiny_movielens, capsys, flags, message):
     assert main(["evaluate", "--dataset", str(tiny_movielens), "--run", str(tmp_path / "run"), *flags]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_repeated_calls_log_once_to_the_current_stderr(tmp_path, capsys):
+    for _ in range(3):
+        main(["evaluate", "--dataset", str(tmp_path / "missing"), "--run", str(tmp_path / "run")])
+    handlers = [h for h in logging.getLogger("recsys").handlers if h.get_name() == "sidrec"]
+    assert len(handlers) == 1
+    logging.getLogger("recsys").info("hello")
+    assert capsys.readouterr().err.count("recsys: hello") == 1
