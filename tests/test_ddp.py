@@ -27,7 +27,9 @@ def test_two_process_ddp_run_matches_the_single_process_run(tiny_run, tmp_path):
         predictions = pd.read_parquet(run / "predictions" / f"{model}.parquet")
         assert metrics_from_files(predictions, targets) == ddp[model]
     # The baselines do not train: identical. The learned models see the same data in another order and
-    # batch (2 x 32 per step): close, on 60 users, where one user is 0.017 of Recall@20.
+    # batch (2 x 32 per step): close, on 60 users, where one user is 0.017 of Recall@20 (measured: 0 and 1
+    # user apart; the bound allows 6).
     assert ddp["popularity"] == single["popularity"] and ddp["faiss-content"] == single["faiss-content"]
     for model in ("faiss-dense", "sid-generative"):
-        assert abs(ddp[model]["recall@20"] - single[model]["recall@20"]) <= 0.2, (model, ddp, single)
+        assert abs(ddp[model]["recall@20"] - single[model]["recall@20"]) <= 0.1, (model, ddp, single)
+        assert abs(ddp[model]["ndcg@10"] - single[model]["ndcg@10"]) <= 0.05, (model, ddp, single)
