@@ -26,9 +26,10 @@ import pandas as pd
 
 
 def process_rank() -> int:
-    """Global rank of this process under torch.distributed / Lightning launchers (0 when not distributed).
+    """0 for the process of global rank 0 (and when not distributed), a positive number for any other.
 
-    Read from the launchers' environment, so it is right before any process group exists."""
+    Read from the launchers' environment (RANK, or NODE_RANK and LOCAL_RANK as Lightning sets them), so it
+    is right before any process group exists."""
     if "RANK" in os.environ:
         return int(os.environ["RANK"])
     return int(os.environ.get("NODE_RANK", 0)) * 1_000 + int(os.environ.get("LOCAL_RANK", 0))
