@@ -95,11 +95,10 @@ def real_encoder_rate(texts: list[str], sample: int) -> float:
 def stage_sids(dataset: Path, work: Path, sample: int, rqvae_epochs: int | None) -> dict:
     from recsys.movielens import load_movielens
     from recsys.semantic_ids import SidConfig, build_semantic_ids
+    from recsys.text import movie_texts
 
     data = load_movielens(dataset)
     figures = {"movies": len(data.movies)}
-    from recsys.text import movie_texts
-
     texts = movie_texts(data.movies)
     figures["real_encoder_texts_per_second"] = round(real_encoder_rate(texts, sample), 1)
     figures["real_encoder_extrapolated_minutes"] = round(len(texts) / figures["real_encoder_texts_per_second"] / 60, 1)

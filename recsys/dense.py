@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faiss
-import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from recsys.backbone import BackboneConfig, SequenceBackbone
+from recsys.baselines import build_index
 
 
 @dataclass
@@ -65,7 +65,4 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
 
     def faiss_index(self) -> faiss.Index:
         """Exact inner-product index over the item embeddings."""
-        weights = self.item.weight.detach().cpu().numpy().astype(np.float32)
-        index = faiss.IndexFlatIP(weights.shape[1])
-        index.add(np.ascontiguousarray(weights))
-        return index
+        return build_index(self.item.weight.detach().cpu().numpy())

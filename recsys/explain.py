@@ -71,9 +71,8 @@ def shared_prefix(run: FinishedRun, item: int, others: np.ndarray) -> Shared:
         match = others[(run.sids[others, :level] == run.sids[item, :level]).all(axis=1)]
         if len(match):
             prefix = "-".join(str(c) for c in run.sids[item, :level])
-            labelled = "-".join(str(c) for c in run.sids[item, :min(level, 2)])
             recent_first = [str(run.movies["title"].iloc[i]) for i in match[::-1]]
-            return Shared(level, prefix, run.label_of.get(labelled, ""), recent_first, len(match))
+            return Shared(level, prefix, run.label(run.sids[item, :level]), recent_first, len(match))
     return Shared()
 
 
@@ -163,7 +162,7 @@ def _by_prefix(run: FinishedRun, item_codes: np.ndarray, query: np.ndarray, k: i
                  if m not in chosen]
         for item in fresh[: k - len(chosen)]:
             prefix = "-".join(str(c) for c in item_codes[:level])
-            shared = Shared(level, prefix, run.label_of.get("-".join(prefix.split("-")[:2]), ""), [], 0)
+            shared = Shared(level, prefix, run.label(item_codes[:level]), [], 0)
             cosine = float(run.embeddings[item] @ query)
             rows.append(Recommendation(len(chosen) + 1, run.describe(item), cosine,
                                        f"same SID prefix {prefix} ({shared.label}); text cosine {cosine:.2f}",
@@ -180,7 +179,7 @@ def similar(run: FinishedRun, title: str, k: int = 10) -> Result:
     query = run.embeddings[item]
     lists = {"sid-prefix": _by_prefix(run, learned, query, k, exclude=item),
              "text-embedding": _text_neighbours(run, query, np.array([item]), k)}
-    labels = {p: run.label_of.get(p, "") for p in ("-".join(map(str, learned[:n])) for n in (1, 2))}
+    labels = {"-".join(map(str, learned[:n])): run.label(learned[:n]) for n in (1, 2)}
     return Result("similar", {"title": title, "movie": run.describe(item), "prefix_labels": labels}, lists)
 
 
@@ -199,9 +198,8 @@ def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | 
     quantizer = run.quantizer()
     free = quantize_in_order(quantizer, vector[None]).learned[0]
     codes = quantize_within(quantizer, vector, run.sids)
-    prefix = "-".join(map(str, codes[:2]))
     query = {"text": text, "quantized_sid": "-".join(map(str, free)), "sid_path": "-".join(map(str, codes)),
-             "prefix_label": run.label_of.get(prefix, "")}
+             "prefix_label": run.label(codes)}
     lists = {"sid-prefix": _by_prefix(run, codes, vector, k, exclude=None),
              "text-embedding": _text_neighbours(run, vector, np.empty(0, np.int64), k)}
     return Result("search", query, lists)

@@ -60,6 +60,10 @@ class FinishedRun:
     def label_of(self) -> dict[str, str]:
         return label_lookup(self.labels)
 
+    def label(self, codes: np.ndarray) -> str:
+        """The label of a SID prefix (labels exist for depths 1 and 2; deeper prefixes get their depth-2 one)."""
+        return self.label_of.get("-".join(str(int(c)) for c in codes[:2]), "")
+
     @cached_property
     def metrics(self) -> dict:
         path = self.run_dir / "metrics.json"
