@@ -7,7 +7,7 @@ RUN    ?= runs/demo
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo ml-1m test lint bench bench-ml-1m clean-venv
+.PHONY: demo ml-1m seeds-ml-100k seeds-ml-1m test lint bench bench-ml-1m clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ demo: $(STAMP)
 # runs/ml-1m/report.md. About 50 min on 2 CPU cores; extra `sidrec run` flags go in ARGS="...".
 ml-1m: $(STAMP)
 	$(BIN)/sidrec run --preset ml-1m --run runs/ml-1m $(ARGS)
+
+# The headline tables: one complete run per seed (RQ-VAE included), then mean ± sd and paired tests in
+# runs/<name>/metrics.json and report.md. ML-100K over 5 seeds, ML-1M over 3.
+seeds-ml-100k: $(STAMP)
+	$(BIN)/sidrec run --preset ml-100k --run runs/ml-100k-seeds --seeds 1 2 3 4 5 $(ARGS)
+
+seeds-ml-1m: $(STAMP)
+	$(BIN)/sidrec run --preset ml-1m --run runs/ml-1m-seeds --seeds 1 2 3 $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,8 +27,10 @@ from recsys.data import SequenceDataModule, left_pad
 from recsys.dense import DenseSequentialModel
 from recsys.evaluate import TOP_K
 from recsys.generative import SidGenerativeModel
+from recsys.models import REGISTRY, FitContext
+from recsys.models.neural import NeuralRecommender
 from recsys.movielens import load_movielens
-from recsys.recommenders import RecommenderConfig, dense_topk, model_builders, model_topk, read_run_inputs
+from recsys.recommenders import RecommenderConfig, read_run_inputs
 from recsys.sequences import Catalogue, SequenceSplit, make_split
 from recsys.training import RecommenderModule, recommend_batch
 
@@ -41,7 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--run", required=True, type=Path, help="a run folder with movies/embeddings/sids")
     parser.add_argument("--device", default="cpu", help="torch device for training (inference is CPU)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each timed fit")
-    parser.add_argument("--beam", type=int, default=20, help="beam size of the generative model")
+    parser.add_argument("--beam", type=int, default=20, help="beam size of the generative model (0 = exact scoring)")
     parser.add_argument("--repeats", type=int, default=3, help="inference timings: median of this many")
     return parser.parse_args()
 
@@ -85,26 +87,39 @@ def bench_training(model: nn.Module, split: SequenceSplit, catalogue: Catalogue,
             "peak_rss_mib_after": peak_rss_mib()}
 
 
-def bench_generative(model: SidGenerativeModel, split: SequenceSplit, catalogue: Catalogue, beam: int,
+def wrapped(name: str, model: torch.nn.Module, context: FitContext) -> NeuralRecommender:
+    """The registered recommender around an already trained network (what the test stage ranks with)."""
+    recommender = REGISTRY[name](context)
+    recommender.net = model.cpu().eval()
+    return recommender
+
+
+def test_histories(split: SequenceSplit) -> list[np.ndarray]:
+    return [split.test_inputs(u) for u in range(len(split.user_ids))]
+
+
+def bench_generative(model: SidGenerativeModel, split: SequenceSplit, context: FitContext, beam: int,
                      repeats: int) -> dict:
-    """Constrained beam search over all test users, batches of BATCH (model_topk), after a warm-up batch."""
-    model = model.cpu().eval()
-    users = len(split.user_ids)
-    with Timer() as warm:  # builds the SID trie and the beam search on first use
-        recommend_batch(model, split, np.arange(min(BATCH, users)), "test", TOP_K, catalogue.size, beam)
-    seconds = median_seconds(lambda: model_topk(model, split, catalogue, TOP_K, beam, batch_size=BATCH), repeats)
+    """SID-generative ranking of all test users (beam search of width `beam`, 0 = exact scoring), after a
+    warm-up batch."""
+    model.config.beam_size = beam
+    recommender = wrapped("sid-generative", model, context)
+    users, histories = len(split.user_ids), test_histories(split)
+    with Timer() as warm:  # builds the SID trie on first use
+        recommend_batch(model, split, np.arange(min(BATCH, users)), "test", TOP_K, context.catalogue.size)
+    seconds = median_seconds(lambda: recommender.recommend(histories, TOP_K, users=split.user_ids), repeats)
     return {"users": users, "k": TOP_K, "beam_size": beam, "batch_size": BATCH,
             "warmup_batch_seconds": round(warm.seconds, 3), "seconds": round(seconds, 3),
             "users_per_second": rate(users, seconds)}
 
 
-def bench_dense(model: DenseSequentialModel, split: SequenceSplit, repeats: int) -> dict:
-    """dense_topk (user vectors + FAISS + exclusions), and the raw IndexFlatIP.search of precomputed vectors."""
-    model = model.cpu().eval()
-    users = len(split.user_ids)
-    dense_topk(model, split, TOP_K)  # warm-up
-    path = median_seconds(lambda: dense_topk(model, split, TOP_K), repeats)
-    histories = [split.test_inputs(u) for u in range(users)]
+def bench_dense(model: DenseSequentialModel, split: SequenceSplit, context: FitContext, repeats: int) -> dict:
+    """The dense test ranking (user vectors + FAISS + exclusions), and the raw IndexFlatIP.search of
+    precomputed vectors."""
+    recommender = wrapped("faiss-dense", model, context)
+    users, histories = len(split.user_ids), test_histories(split)
+    recommender.recommend(histories, TOP_K)  # warm-up
+    path = median_seconds(lambda: recommender.recommend(histories, TOP_K), repeats)
     items = torch.as_tensor(left_pad(histories, model.config.max_len))
     queries = torch.cat([model.user_vectors(b) for b in items.split(BATCH)]).numpy().astype(np.float32)
     index = model.faiss_index()
@@ -139,8 +154,8 @@ NOTES = [
     "training: Lightning fit, validation disabled (limit_val_batches=0), deterministic=True as in the pipeline; "
     "epoch_seconds from on_train_epoch_start/end hooks, data loading included",
     "inference runs on CPU whatever --device, as in the pipeline (train_recommender returns the model on CPU; "
-    "model_topk and dense_topk take and return CPU arrays)",
-    "dense_topk computes user vectors in batches of 512 (its own) and searches depth = k + longest history; "
+    "the recommenders' `recommend` takes and returns CPU arrays)",
+    "the dense ranking computes user vectors in batches of 256 and searches depth = k + longest history; "
     "the raw search uses precomputed user vectors in batches of 256",
     "content_recommend scores all users in one call (the pipeline's function has no batching)",
     "timings: median of --repeats runs after one warm-up; peak_rss_mib: ru_maxrss of the whole process",
@@ -155,13 +170,13 @@ def main() -> None:
     split = make_split(cfg.split, load_movielens(args.dataset).ratings, catalogue)
     figures: dict = {"split": split.name, "users": len(split.user_ids), "items": catalogue.size,
                      "faiss_threads": faiss.omp_get_max_threads(), "training": {}, "inference": {}}
-    models = {}
-    for name, build in model_builders(cfg, catalogue, sids).items():
-        models[name] = build()
+    models, context = {}, FitContext(catalogue, embeddings, sids, cfg)
+    for name in ("faiss-dense", "sid-generative"):
+        models[name] = REGISTRY[name].build(context).build_module()
         figures["training"][name] = bench_training(models[name], split, catalogue, cfg, args.epochs, args.device)
-    figures["inference"]["sid-generative"] = bench_generative(models["sid-generative"], split, catalogue,
+    figures["inference"]["sid-generative"] = bench_generative(models["sid-generative"], split, context,
                                                               args.beam, args.repeats)
-    figures["inference"]["faiss-dense"] = bench_dense(models["faiss-dense"], split, args.repeats)
+    figures["inference"]["faiss-dense"] = bench_dense(models["faiss-dense"], split, context, args.repeats)
     figures["inference"]["faiss-content"] = bench_content(split, embeddings, cfg, args.repeats)
     figures["peak_rss_mib"] = peak_rss_mib()
     print(write_result(f"recsys-{Path(args.dataset).name}", args.device, figures, NOTES))

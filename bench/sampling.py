@@ -21,9 +21,10 @@ import numpy as np
 from common import RESULTS_DIR, peak_rss_mib, quiet, trainer_flags, write_result
 
 from recsys.data import SequenceDataModule
+from recsys.models import REGISTRY, FitContext
 from recsys.movielens import load_movielens
 from recsys.presets import get_run_preset
-from recsys.recommenders import model_builders, read_run_inputs, recommender_config
+from recsys.recommenders import read_run_inputs, recommender_config
 from recsys.sequences import make_split
 from recsys.training import MONITOR, RecommenderModule
 
@@ -58,11 +59,12 @@ class Curve(L.Callback):
                             "ndcg@10": round(ndcg, 4)})
 
 
-def measure(model_name: str, sampling: str, args: argparse.Namespace, split, catalogue, sids) -> dict:
+def measure(model_name: str, sampling: str, args: argparse.Namespace, split, catalogue, embeddings,
+            sids) -> dict:
     cfg = recommender_config(get_run_preset(args.preset).recommender)
     cfg.training.sampling = sampling
     L.seed_everything(cfg.training.seed, workers=True, verbose=False)
-    model = model_builders(cfg, catalogue, sids)[model_name]()
+    model = REGISTRY[model_name].build(FitContext(catalogue, embeddings, sids, cfg)).build_module()
     data = SequenceDataModule(split, max_len=cfg.backbone.max_len, batch_size=cfg.training.batch_size,
                               seed=cfg.training.seed, sampling=sampling)
     curve = Curve()
@@ -104,9 +106,9 @@ def main() -> None:
     args.val_every = {"windows": 1, "prefixes": 4}
     quiet()
     dataset = load_movielens(args.dataset)
-    catalogue, _, sids = read_run_inputs(args.run)
+    catalogue, embeddings, sids = read_run_inputs(args.run)
     split = make_split("leave-one-out", dataset.ratings, catalogue)
-    results = {f"{m} / {s}": measure(m, s, args, split, catalogue, sids)
+    results = {f"{m} / {s}": measure(m, s, args, split, catalogue, embeddings, sids)
                for m in args.models for s in ("windows", "prefixes")}
     name = f"sampling-{dataset.name}"
     plot(results, RESULTS_DIR / f"{name}.png", dataset.name)

@@ -39,6 +39,26 @@ class BackboneConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
+class Dropout(nn.Module):
+    """nn.Dropout's distribution (zero with probability p, survivors scaled by 1 / (1 - p)) from a uniform
+    draw compared with p: on a CPU that is about twice as fast as the bernoulli_ sampling nn.Dropout uses,
+    and dropout was a fifth of a training step (bench/results/epoch-profile-*.txt)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def attention_mask(padding: torch.Tensor) -> torch.Tensor:
     """(B, L) True-at-padding -> (B, 1, L, L) True where attention is allowed.
 
@@ -75,8 +95,8 @@ class Block(nn.Module):
         d = config.d_model
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.attn = SelfAttention(config)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(config.dropout))
-        self.drop = nn.Dropout(config.dropout)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), Dropout(config.dropout))
+        self.drop = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), allowed))
@@ -89,7 +109,7 @@ class SequenceBackbone(nn.Module):
         self.config = config
         self.position = nn.Embedding(config.max_len, config.d_model)
         self.user = nn.Embedding(config.user_buckets, config.d_model) if config.user_buckets else None
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
 

@@ -82,6 +82,18 @@ def cmd_sids(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_seed_summary(metrics: dict, run: Path) -> None:
+    from recsys.multiseed import mean_sd_table
+    from recsys.significance import PairedComparison
+
+    print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, "
+          f"seeds {' '.join(map(str, metrics['seeds']))} (mean ± sd)")
+    print(mean_sd_table(metrics).to_string())
+    for row in metrics["paired"]:
+        print(PairedComparison(**row).sentence())
+    print(f"\nmetrics: {run / 'metrics.json'}; report: {run / 'report.md'}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.evaluate import metrics_table
     from recsys.recommenders import recommender_config, run_recommenders
@@ -90,6 +102,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     cfg = recommender_config(overrides, split=args.split, **({"models": args.models} if args.models else {}))
     cfg.training.seed, cfg.training.trainer = args.seed, trainer_flags(args)
+    if args.seeds:
+        from recsys.multiseed import evaluate_seeds
+
+        metrics = evaluate_seeds(dataset, Path(args.run), cfg, list(dict.fromkeys(args.seeds)), force=args.force,
+                                 resume=args.resume)
+        print_seed_summary(metrics, Path(args.run))
+        return 0
     metrics = run_recommenders(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())
@@ -99,14 +118,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from recsys.evaluate import metrics_table
-    from recsys.pipeline import RunOptions, run_pipeline
+    from recsys.pipeline import RunOptions, run_pipeline, run_seeds
 
     options = RunOptions(
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
-        force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices))
+        force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices),
+        seeds=tuple(args.seeds or ()))
+    if options.seeds:
+        print_seed_summary(run_seeds(Path(args.run), options), Path(args.run))
+        return 0
     timings = run_pipeline(Path(args.run), options)
     metrics = json.loads((Path(args.run) / "metrics.json").read_text())
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
@@ -118,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
-    args.set, args.sid_set, args.enrichment = [], [], None
+    args.set, args.sid_set, args.enrichment, args.seeds = [], [], None, None
     return cmd_run(args)
 
 
@@ -138,7 +161,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def add_explain_parsers(sub: argparse._SubParsersAction) -> None:
-    from recsys.evaluate import MODELS
+    from recsys.models import MODELS
 
     recommend = sub.add_parser("recommend", help="a user's recent history and explained top-k of one model")
     recommend.add_argument("--user", type=int, required=True, help="a user_id of the run's dataset")
@@ -189,6 +212,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--dataset", default=None, help="override the preset's dataset (a release or a folder)")
     run.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
     run.add_argument("--models", nargs="+", default=None)
+    run.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                     help="one complete run per seed (RQ-VAE included) under RUN/seed-<s>/, then mean ± sd and "
+                          "paired tests in RUN/metrics.json and RUN/report.md")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a recommender setting (as in `evaluate`)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
@@ -218,13 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(sids)
     sids.set_defaults(func=cmd_sids)
 
-    evaluate = sub.add_parser("evaluate", help="train and evaluate the four models on one split")
+    evaluate = sub.add_parser("evaluate", help="fit and evaluate every model on one split")
     evaluate.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
     evaluate.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
     evaluate.add_argument("--models", nargs="+", default=None,
-                          help="subset of popularity faiss-content faiss-dense sid-generative")
+                          help="subset of the registered models (default all: see `recsys.models.REGISTRY`)")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override a model/training setting, e.g. --set d_model=128 --set max_epochs=50")
+    evaluate.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                          help="train the models once per seed on the run's SIDs, under RUN/seed-<s>/, then "
+                               "mean ± sd and paired tests in RUN/metrics.json")
     run_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 

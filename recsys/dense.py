@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import faiss
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from recsys.backbone import BackboneConfig, SequenceBackbone
 from recsys.baselines import build_index
+from recsys.losses import linear_cross_entropy
 
 
 @dataclass
@@ -47,8 +47,8 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         h = self.hidden(inputs, users)  # (B, L, D)
         keep = (inputs >= 0) & (targets >= 0)
-        logits = h[keep] @ self.item.weight.T  # (M, N)
-        return F.cross_entropy(logits, targets[keep])
+        # = F.cross_entropy(h[keep] @ item.weight.T, targets[keep]), without storing the (M, N) logits
+        return linear_cross_entropy(h[keep], self.item.weight, targets[keep])
 
     @torch.no_grad()
     def user_vectors(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,10 +4,13 @@ A run directory holds
 
     predictions/<model>.parquet   user_id int32 | rank int16 (1..K) | movie_id int32 | score float32
     test_targets.parquet          user_id int32 | movie_id int32
-    metrics.json                  {"dataset", "split", "num_users", "models": {model: {"recall@5": ...}}, ...}
+    per_user.parquet              user_id int32 | one float64 column per model: that user's NDCG@10
+    metrics.json                  {"dataset", "split", "num_users", "models": {model: {"recall@5": ...}},
+                                   "paired": [SID-generative vs each other model on per-user NDCG@10], ...}
 
 and metrics.json is computed by `metrics_from_files` from exactly the tables written beside it, so anyone
-can recompute it from the parquet files and get bit-identical numbers.
+can recompute it from the parquet files and get bit-identical numbers. The paired tests
+(`recsys.significance`) come from per_user.parquet.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import numpy as np
 import pandas as pd
 
 from recsys.baselines import Stage, stage_inputs, stage_targets
-from recsys.metrics import ranking_metrics
+from recsys.metrics import ndcg_at_k, ranking_metrics
 from recsys.sequences import Catalogue, SequenceSplit
+from recsys.significance import paired_comparison
 from rqsid.io import write_json, write_parquet
 
-MODELS = ("popularity", "faiss-content", "faiss-dense", "sid-generative")  # compared on every split
 TOP_K = 20
 KS = (5, 10, 20)
 PREDICTION_COLUMNS = ["user_id", "rank", "movie_id", "score"]
 TARGET_COLUMNS = ["user_id", "movie_id"]
-HEADER_KEYS = ("dataset", "split", "num_users", "models")
+HEADER_KEYS = ("dataset", "split", "num_users", "models", "paired")
+PAIRED_METRIC, PAIRED_K = "ndcg@10", 10
+REFERENCE_MODEL = "sid-generative"  # the model every other one is compared with, pair by pair
 
 
 def predictions_frame(
@@ -101,11 +106,29 @@ def metrics_from_files(
     return ranking_metrics(ranked, ordered["movie_id"].to_numpy(), ks)
 
 
+def per_user_ndcg(predictions: pd.DataFrame, targets: pd.DataFrame, k: int = PAIRED_K) -> pd.Series:
+    """NDCG@k of each target user (index user_id, sorted), from the two tables alone."""
+    ordered = targets.sort_values("user_id", kind="stable")
+    users = ordered["user_id"].to_numpy()
+    values = ndcg_at_k(ranked_matrix(predictions, users), ordered["movie_id"].to_numpy(), k)
+    return pd.Series(values, index=pd.Index(users, name="user_id"))
+
+
+def paired_tests(per_user: pd.DataFrame, reference: str = REFERENCE_MODEL) -> list[dict[str, Any]]:
+    """The reference model against every other column of a per-user table (users x models)."""
+    if reference not in per_user.columns:
+        return []
+    return [paired_comparison(per_user[reference].to_numpy(), per_user[other].to_numpy(), model=reference,
+                              baseline=other, metric=PAIRED_METRIC).to_json()
+            for other in per_user.columns if other != reference]
+
+
 def write_evaluation(
     run_dir: Path, *, dataset: str, split: str, predictions: dict[str, pd.DataFrame],
     targets: pd.DataFrame, extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write predictions/<model>.parquet, test_targets.parquet and metrics.json (last); return the metrics.
+    """Write predictions/<model>.parquet, test_targets.parquet, per_user.parquet and metrics.json (last);
+    return the metrics.
 
     Metrics are computed (before anything is written, so a bad table writes nothing) from the frames cast
     to the stored dtypes; parquet stores int32/int16/float32 exactly, so a recomputation from the files
@@ -126,10 +149,13 @@ def write_evaluation(
         for model, frame in predictions.items()
     }
     models = {model: metrics_from_files(frame, targets) for model, frame in frames.items()}
-    metrics = {"dataset": dataset, "split": split, "num_users": len(targets), "models": models, **extra}
+    per_user = pd.DataFrame({model: per_user_ndcg(frame, targets) for model, frame in frames.items()})
+    metrics = {"dataset": dataset, "split": split, "num_users": len(targets), "models": models,
+               "paired": paired_tests(per_user), **extra}
     for model, frame in frames.items():
         write_parquet(frame, run_dir / "predictions" / f"{model}.parquet")
     write_parquet(targets.reset_index(drop=True), run_dir / "test_targets.parquet")
+    write_parquet(per_user.reset_index().astype({"user_id": np.int32}), run_dir / "per_user.parquet")
     write_json(metrics, run_dir / "metrics.json")
     return metrics
 

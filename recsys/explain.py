@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from recsys.baselines import build_index, content_user_vectors, faiss_topk_excluding, topk_excluding
-from recsys.evaluate import MODELS
+from recsys.baselines import build_index, faiss_topk_excluding
 from recsys.finished_run import FinishedRun, NotFoundError
-from recsys.inputs import exclusion_mask, left_pad
+from recsys.models import MODELS, Recommender
 
 SHOWN_MATCHES = 2  # history movies named in a reason
 
@@ -76,41 +75,11 @@ def shared_prefix(run: FinishedRun, item: int, others: np.ndarray) -> Shared:
     return Shared()
 
 
-def _reason(run: FinishedRun, model: str, item: int, score: float, history: np.ndarray,
-            shared: Shared) -> str:
-    if model == "popularity":
-        return f"rated by {int(run.rating_counts[item])} users"
-    if model == "sid-generative":
-        return f"{shared.sentence()}; log-probability {score:.2f}"
-    if model == "faiss-dense":
-        return f"dense score {score:.2f} (the user's state vector · the movie's learned embedding)"
-    cosine = run.embeddings[history] @ run.embeddings[item]
-    closest = history[int(np.argmax(cosine))]
-    return (f"text similarity {score:.2f} to your recent movies; closest: "
-            f"{run.movies['title'].iloc[closest]} (cosine {cosine.max():.2f})")
-
-
-def _ranked(run: FinishedRun, model: str, history: np.ndarray, user_id: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _ranked(run: FinishedRun, model: Recommender, history: np.ndarray, user_id: int,
+            k: int) -> tuple[np.ndarray, np.ndarray]:
     """(k,) items and scores of one model for one history of item indices."""
-    config = run.metrics.get("config", {})
-    if model == "popularity":
-        items, scores = topk_excluding(run.rating_counts, [history], k)
-    elif model == "faiss-content":
-        index = build_index(run.embeddings, config.get("content_index", "flat"))
-        query = content_user_vectors([history], run.embeddings, decay=config.get("content_decay", 0.2))
-        items, scores = faiss_topk_excluding(query, index, [history], k)
-    else:
-        net = run.model(model)
-        inputs = torch.as_tensor(left_pad([history], net.config.max_len))
-        users = torch.tensor([user_id])
-        if model == "faiss-dense":
-            items, scores = faiss_topk_excluding(net.user_vectors(inputs, users).numpy(), net.faiss_index(),
-                                                 [history], k)
-        else:
-            beam = config.get("training", {}).get("beam_size", 20)
-            found = net.recommend(inputs, exclusion_mask([history], run.catalogue.size), k, beam, users)
-            items, scores = found.items.numpy(), found.scores.numpy()
-    return np.asarray(items)[0], np.asarray(scores)[0]
+    ranking = model.recommend([history], k, users=np.array([user_id]))
+    return ranking.items[0], ranking.scores[0]
 
 
 def recommend(run: FinishedRun, user_id: int, model: str = "sid-generative", k: int = 10,
@@ -121,12 +90,15 @@ def recommend(run: FinishedRun, user_id: int, model: str = "sid-generative", k: 
         raise ValueError(f"-k must be >= 1, got {k}")
     history = run.history(user_id)
     items = history["item"].to_numpy()
-    ranked, scores = _ranked(run, model, items, user_id, k)
+    recommender = run.recommender(model)
+    ranked, scores = _ranked(run, recommender, items, user_id, k)
     rows = []
     for rank, (item, score) in enumerate(zip(ranked, scores, strict=True), start=1):
         shared = shared_prefix(run, int(item), items)
-        rows.append(Recommendation(rank, run.describe(int(item)), float(score),
-                                   _reason(run, model, int(item), float(score), items, shared), shared))
+        reason = recommender.reason(int(item), float(score), items, run)
+        if recommender.explains_by_sid_prefix:
+            reason = f"{shared.sentence()}; {reason}"
+        rows.append(Recommendation(rank, run.describe(int(item)), float(score), reason, shared))
     watched = [{**run.describe(int(r.item)), "rating": float(r.rating), "timestamp": int(r.timestamp)}
                for r in history.tail(recent).itertuples()]
     query = {"user_id": user_id, "model": model, "history_length": len(items), "recent": watched[::-1]}

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from recsys.evaluate import MODELS, ranked_matrix
+from recsys.evaluate import ranked_matrix
 from recsys.finished_run import FinishedRun
 from recsys.metrics import ndcg_at_k
+from recsys.models import MODELS
 
 HELD_OUT = "★ "  # marks the held-out test movie in a top-k table
 

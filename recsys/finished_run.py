@@ -17,11 +17,10 @@ import pandas as pd
 import torch
 
 from recsys.labels import TITLE_YEAR, label_lookup
+from recsys.models.base import SETTINGS_FILE, Recommender
 from recsys.movielens import load_movielens
 from recsys.sequences import Catalogue, chronological
 from rqsid.io import load_pretrained
-
-LEARNED_MODELS = ("faiss-dense", "sid-generative")
 
 
 class NotFoundError(ValueError):
@@ -83,16 +82,20 @@ class FinishedRun:
     def rating_counts(self) -> np.ndarray:
         return np.bincount(self.ratings["item"].to_numpy(), minlength=self.catalogue.size)
 
-    def model(self, name: str) -> torch.nn.Module:
-        """A trained model of the run (models/<name>), in eval mode."""
-        from recsys.dense import DenseSequentialModel
-        from recsys.generative import SidGenerativeModel
+    def recommender(self, name: str) -> Recommender:
+        """A fitted model of the run (models/<name>), with the settings it was saved with."""
+        from recsys.models import MODELS, REGISTRY, FitContext
+        from recsys.recommenders import RecommenderConfig
 
-        classes = {"faiss-dense": DenseSequentialModel, "sid-generative": SidGenerativeModel}
         path = self.run_dir / "models" / name
-        if name not in classes or not (path / "model.safetensors").exists():
-            raise NotFoundError(f"{path} holds no trained model; learned models: {', '.join(LEARNED_MODELS)}")
-        return load_pretrained(classes[name], path).eval()
+        if name not in REGISTRY:
+            raise NotFoundError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        if not (path / SETTINGS_FILE).exists():
+            saved = sorted(p.parent.name for p in (self.run_dir / "models").glob(f"*/{SETTINGS_FILE}"))
+            raise NotFoundError(f"{path} holds no saved model (re-run `sidrec run` / `sidrec evaluate` with this "
+                                f"model); saved: {', '.join(saved) or 'none'}")
+        context = FitContext(self.catalogue, self.embeddings, self.sids, RecommenderConfig(progress=False))
+        return REGISTRY[name].load(path, context)
 
     def quantizer(self) -> torch.nn.Module:
         from rqsid.model import RQVAE

@@ -7,7 +7,8 @@ Read top to bottom: config, SID head, model.
 - A causal transformer over items (`recsys.backbone`) gives one state per position; each is trained to
   produce the next item's SID, so a whole sequence trains every position in one pass.
 - The SID head generates the T tokens autoregressively: state_0 = h, logits_k = out_k(mlp_k(state_k)),
-  state_{k+1} = state_k + emb_k(code_k). Decoding is `ConstrainedBeamSearch` over the catalogue's trie.
+  state_{k+1} = state_k + emb_k(code_k). Ranking scores every catalogue movie exactly through the trie
+  (`recsys.exact_scoring`), or runs `ConstrainedBeamSearch` over it for very large catalogues.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from recsys.backbone import BackboneConfig, SequenceBackbone
+from recsys.backbone import BackboneConfig, Dropout, SequenceBackbone
 from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
+from recsys.exact_scoring import exact_topk
 
 
 @dataclass
@@ -32,9 +34,16 @@ class GenerativeConfig(BackboneConfig):
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
     item_embedding: bool = True
+    # Decoding: 0 = exact log p(item | history) for every catalogue movie (`recsys.exact_scoring`); b > 0 =
+    # constrained beam search of width b, for catalogues too large to score whole
+    # (bench/results/exact-vs-beam-*.json).
+    beam_size: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.beam_size, int) or self.beam_size < 0:
+            raise ValueError(f"GenerativeConfig.beam_size must be 0 (exact) or a positive width, "
+                             f"got {self.beam_size!r}")
         self.vocab_sizes = tuple(int(v) for v in self.vocab_sizes)
         if not self.vocab_sizes or min(self.vocab_sizes) < 1:
             raise ValueError(f"GenerativeConfig.vocab_sizes must list >= 1 code per level, got {self.vocab_sizes}")
@@ -51,7 +60,7 @@ class SidHead(nn.Module):
         super().__init__()
         d, hidden = config.d_model, config.head_hidden or 2 * config.d_model
         self.mlps = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(config.dropout),
+            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), Dropout(config.dropout),
                           nn.Linear(hidden, d))
             for _ in config.vocab_sizes
         )
@@ -96,7 +105,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         self.item = nn.Embedding(config.num_items, config.d_model) if config.item_embedding else None
         self.backbone = SequenceBackbone(config)
         self.head = SidHead(config)
-        self._search: ConstrainedBeamSearch | None = None
+        self._trie: SidTrie | None = None
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
         """(B, L) item indices (PAD = -1) -> (B, L, D): sum of the item's SID token (and id) embeddings."""
@@ -121,14 +130,18 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
     def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
         return self.head.advance(state, level, codes)
 
+    def trie(self) -> SidTrie:
+        """The catalogue's SID prefix tree, on the model's device (rebuilt after a move, e.g. off the GPU)."""
+        if self._trie is None or self._trie.root.device != self.item_sids.device:
+            self._trie = SidTrie(self.item_sids.cpu().numpy()).to(self.item_sids.device)
+        return self._trie
+
     @torch.no_grad()
-    def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int, beam_size: int = 20,
+    def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int,
                   users: torch.Tensor | None = None) -> BeamResult:
-        """Top-k unseen, real movies for each history (B, L) by constrained beam search."""
-        stale = self._search is None or self._search.beam_size != beam_size
-        if stale or self._search.trie.root.device != self.item_sids.device:  # e.g. moved off the GPU
-            trie = SidTrie(self.item_sids.cpu().numpy()).to(self.item_sids.device)
-            self._search = ConstrainedBeamSearch(trie, beam_size)
+        """Top-k unseen, real movies for each history (B, L): exact scoring, or beam search (config.beam_size)."""
         device = self.item_sids.device
         state = self.hidden(items.to(device), None if users is None else users.to(device))[:, -1]  # (B, D)
-        return self._search(self, state, exclude, k)
+        if self.config.beam_size == 0:
+            return exact_topk(self, state, self.trie(), exclude.to(device), k)
+        return ConstrainedBeamSearch(self.trie(), self.config.beam_size)(self, state, exclude, k)

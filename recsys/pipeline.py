@@ -1,7 +1,8 @@
 """`sidrec run`: the whole pipeline of one run preset, timed, ending in `runs/<name>/report.md`.
 
-fetch + load -> text and embeddings -> RQ-VAE and SIDs -> the four recommenders on one split -> metrics,
+fetch + load -> text and embeddings -> RQ-VAE and SIDs -> every recommender on one split -> metrics,
 then `timings.json` (wall time per stage, peak memory, device) and `report.md` beside the run's artifacts.
+With several seeds (`run_seeds`), each seed is such a run in its own folder, and a summary sits beside them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ class RunOptions:
     force: bool = False  # redo finished stages too
     resume: bool = False  # continue interrupted trainings from their last checkpoints
     encode_devices: tuple[str, ...] = ()  # one sentence-transformers process per device
+    seeds: tuple[int, ...] = ()  # several: one complete run per seed under runs/<name>/seed-<s>/, summarised
 
 
 def peak_rss_gib() -> float:
@@ -55,9 +57,24 @@ def device_description(trainer: dict) -> str:
     return f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
+def run_seeds(run_dir: Path, options: RunOptions) -> dict:
+    """One complete run per seed in run_dir/seed-<s>/ (RQ-VAE included, so SID variance counts), then the
+    summary over seeds in run_dir (`recsys.multiseed`); returns its metrics.json content."""
+    from recsys.multiseed import refuse_mixing, seed_dir, summarise_seeds
+
+    run_dir = Path(run_dir)
+    seeds = list(dict.fromkeys(options.seeds))
+    refuse_mixing(run_dir)
+    for seed in seeds:
+        run_pipeline(seed_dir(run_dir, seed), replace(options, seed=seed, seeds=()))
+    return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
+
+
 def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     """Run every stage into run_dir; returns timings.json's content (metrics are in metrics.json)."""
     run_dir = Path(run_dir)
+    if any(run_dir.glob("seed-*/metrics.json")):
+        raise ValueError(f"{run_dir} holds a run over several seeds; a single-seed run needs a directory of its own")
     preset = get_run_preset(options.preset)
     begin = time.perf_counter()
     dataset = movielens.load_movielens(options.dataset or preset.dataset)

@@ -20,14 +20,20 @@ class RunPreset:
 
 
 RUN_PRESETS = {
-    # The library defaults: 2 layers, d_model 64, the last 50 items; about 14 min of training on 2 cores.
-    "ml-100k": RunPreset("ml-100k", note="library defaults, sized for a laptop CPU"),
-    # ML-1M on a 2-core CPU, 49 min in all (bench/results/pipeline-ml-1m-cpu.json). An epoch costs
-    # ~105 s (dense, full softmax over 3,706 movies) and ~50 s (SID-generative) at the last 50 items; at 200
-    # items 1.5-2x more, mostly padding, so the CPU preset reads 50 and stops after 18 epochs.
+    # The library defaults (2 layers, d_model 64, the last 50 items), the count-based baselines at their best
+    # validation settings on ML-100K (bench/results/tune-simple-ml-100k.json).
+    "ml-100k": RunPreset(
+        "ml-100k",
+        recommender={"itemknn_neighbours": 1600, "itemknn_decay": 0.7, "markov_last": 20, "markov_decay": 0.7},
+        note="library defaults, sized for a laptop CPU",
+    ),
+    # ML-1M on a 2-core CPU: the last 50 items (200 costs 1.5-2x more per epoch, mostly padding) and at most
+    # 18 epochs (bench/results/epoch-speed-ml-1m-*.json, pipeline-ml-1m-cpu.json); the count-based and
+    # content baselines at their best validation settings (bench/results/tune-simple-ml-1m.json).
     "ml-1m": RunPreset(
         "ml-1m",
-        recommender={"max_len": 50, "batch_size": 128, "max_epochs": 18, "val_every": 2, "patience": 3},
+        recommender={"max_len": 50, "batch_size": 128, "max_epochs": 18, "val_every": 2, "patience": 3,
+                     "itemknn_neighbours": 1600, "content_decay": 0.5},
         note="ML-1M sized for under an hour on a 2-core CPU (epochs bounded, models undertrained)",
     ),
     # ML-1M on one GPU, as SASRec runs it (the last 200 items), trained until early stopping or 3 minutes
@@ -35,7 +41,7 @@ RUN_PRESETS = {
     "ml-1m-gpu": RunPreset(
         "ml-1m",
         recommender={"max_len": 200, "batch_size": 128, "max_epochs": 200, "val_every": 4, "patience": 5,
-                     "max_minutes": 3},
+                     "max_minutes": 3, "itemknn_neighbours": 1600, "content_decay": 0.5},
         note="SASRec's ML-1M set-up (200 items), for one GPU",
     ),
 }

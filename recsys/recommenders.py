@@ -1,37 +1,33 @@
-"""The recommendation stage of a run: one split, four models, one metric code.
+"""The recommendation stage of a run: one split, every registered model, one metric code.
 
-Reads what the Semantic-ID stage wrote (movies.parquet, embeddings.parquet, sids.parquet), trains the
-learned dense baseline and the SID-generative model, scores popularity and FAISS content, and writes
-predictions/<model>.parquet, test_targets.parquet and metrics.json (see `recsys.evaluate`).
+Reads what the Semantic-ID stage wrote (movies.parquet, embeddings.parquet, sids.parquet), fits each model
+of `recsys.models.REGISTRY` through the one `Recommender` contract (training sequences only), saves it to
+models/<name>, and writes predictions/<model>.parquet, test_targets.parquet and metrics.json
+(see `recsys.evaluate`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
-import torch
 
 from recsys.backbone import BackboneConfig
-from recsys.baselines import DEFAULT_DECAY, INDEX_KINDS, content_recommend, faiss_topk_excluding, popularity_recommend
-from recsys.dense import DenseConfig, DenseSequentialModel
-from recsys.evaluate import MODELS, TOP_K, check_recommendations, predictions_frame, targets_frame, write_evaluation
-from recsys.generative import GenerativeConfig, SidGenerativeModel
-from recsys.inputs import left_pad
+from recsys.baselines import DEFAULT_DECAY, INDEX_KINDS, stage_inputs
+from recsys.evaluate import TOP_K, check_recommendations, predictions_frame, targets_frame, write_evaluation
+from recsys.models import MODELS, FitContext, get_model_class
+from recsys.models.base import SETTINGS_FILE
 from recsys.movielens import MovieLens
 from recsys.sequences import Catalogue, SequenceSplit, make_split
 from recsys.stages import Stage, fingerprint, table_digest
-from recsys.training import TrainingConfig, recommend_batch, train_recommender
+from recsys.training import TrainingConfig
 from rqsid.io import atomic_path, write_parquet
 
 log = logging.getLogger(__name__)
-LEARNED = ("faiss-dense", "sid-generative")
 
 
 @dataclass
@@ -40,8 +36,15 @@ class RecommenderConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)  # shared by both learned models
     training: TrainingConfig = field(default_factory=TrainingConfig)
     item_embedding: bool = True  # SID-generative: add a learned id embedding to each input item
+    beam_size: int = 0  # SID-generative ranking: 0 = exact over the whole catalogue, else a beam of this width
     content_decay: float = DEFAULT_DECAY
     content_index: str = "flat"  # FAISS index of the content baseline: "flat" (exact) or "hnsw" (approximate)
+    # The count-based baselines' defaults are their best validation settings on ML-1M
+    # (bench/results/tune-simple-ml-1m.json); presets may override them.
+    itemknn_neighbours: int = 100  # item-kNN: similar items kept per item
+    itemknn_decay: float = 0.5  # item-kNN: weight of a history item = decay ** (its age), 1 = plain sum
+    markov_last: int = 10  # Markov: how many of the last history items vote for the next one
+    markov_decay: float = 0.5  # Markov: weight of the a-th last item = decay ** a
     models: tuple[str, ...] = MODELS
     progress: bool = True
 
@@ -51,6 +54,17 @@ class RecommenderConfig:
             raise ValueError(f"unknown model(s) {sorted(unknown)}; choose from {MODELS}")
         if self.content_index not in INDEX_KINDS:
             raise ValueError(f"content_index must be one of {INDEX_KINDS}, got {self.content_index!r}")
+        if not isinstance(self.beam_size, int) or self.beam_size < 0:
+            raise ValueError(f"beam_size must be 0 (exact scoring) or a positive beam width, got {self.beam_size!r}")
+        if 0 < self.beam_size < TOP_K:
+            raise ValueError(f"beam_size {self.beam_size} is below the {TOP_K} items ranked per user: a beam "
+                             f"narrower than K cuts the top K short; use >= {TOP_K} or 0 (exact)")
+        for name in ("itemknn_decay", "markov_decay", "content_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
+        for name in ("itemknn_neighbours", "markov_last"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 
 
 def read_run_inputs(run_dir: Path) -> tuple[Catalogue, np.ndarray, np.ndarray]:
@@ -66,76 +80,24 @@ def read_run_inputs(run_dir: Path) -> tuple[Catalogue, np.ndarray, np.ndarray]:
     return catalogue, np.stack(embeddings["embedding"].to_numpy()), sids[sid_columns].to_numpy()
 
 
-def model_topk(model: torch.nn.Module, split: SequenceSplit, catalogue: Catalogue, k: int, beam_size: int,
-               batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Test-stage top-k of a learned model for every evaluated user, in batches."""
-    ranked, scores = [], []
-    for start in range(0, len(split.user_ids), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(split.user_ids)))
-        r, s = recommend_batch(model, split, rows, "test", k, catalogue.size, beam_size)
-        ranked.append(r.numpy())
-        scores.append(s.numpy())
-    return np.concatenate(ranked), np.concatenate(scores)
-
-
-def dense_topk(model: DenseSequentialModel, split: SequenceSplit, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The dense baseline's test top-k: last-state user vectors searched in a FAISS inner-product index."""
-    histories = [split.test_inputs(u) for u in range(len(split.user_ids))]
-    items = torch.as_tensor(left_pad(histories, model.config.max_len))
-    users = torch.as_tensor(split.user_ids.astype(np.int64))
-    queries = torch.cat([model.user_vectors(b, u) for b, u in zip(items.split(512), users.split(512), strict=True)])
-    queries = queries.numpy().astype(np.float32)
-    return faiss_topk_excluding(queries, model.faiss_index(), histories, k)
-
-
-def model_builders(cfg: RecommenderConfig, catalogue: Catalogue, sids: np.ndarray) -> dict[str, Callable]:
-    """Constructors of the two learned models, on the same backbone settings (equal capacity)."""
-    backbone = asdict(cfg.backbone)
-    return {
-        "faiss-dense": lambda: DenseSequentialModel(DenseConfig(**backbone, num_items=catalogue.size)),
-        "sid-generative": lambda: SidGenerativeModel(
-            GenerativeConfig(**backbone, vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
-                             num_items=catalogue.size, item_embedding=cfg.item_embedding), item_sids=sids),
-    }
-
-
-def train_learned(name: str, build: Callable[[], torch.nn.Module], split: SequenceSplit, catalogue: Catalogue,
-                  cfg: RecommenderConfig, run_dir: Path, resume: bool = False) -> torch.nn.Module:
-    # Seed before building, so that a model's initial weights do not depend on what ran before it.
-    L.seed_everything(cfg.training.seed, workers=True, verbose=False)
-    model = train_recommender(build(), split, catalogue.size, cfg.training, output_dir=run_dir / "train" / name,
-                              progress=cfg.progress, resume=resume)
-    with atomic_path(run_dir / "models" / name) as tmp:
-        model.save_pretrained(tmp)
-    return model
-
-
 def model_stage(name: str, cfg: RecommenderConfig, run_dir: Path, ratings_digest: str) -> Stage:
-    """One model's stage: settings, the run's SID-stage artifacts and the ratings as inputs."""
+    """One model's stage: the settings the model depends on, the run's SID-stage artifacts and the ratings."""
     full = config_dict(cfg)
     # only what the model depends on: a new learning rate must not redo popularity
-    keys = {"popularity": ["split"], "faiss-content": ["split", "content_decay", "content_index"]}.get(
-        name, ["split", "backbone", "training", "item_embedding"])
-    settings = {"model": name, **{key: full[key] for key in keys}}
+    settings = {"model": name, **{key: full[key] for key in get_model_class(name).settings}}
     inputs = [fingerprint(Path(run_dir) / f) for f in ("movies.parquet", "embeddings.parquet", "sids.parquet")]
-    outputs = (f"predictions/{name}.parquet", *((f"models/{name}/model.safetensors",) if name in LEARNED else ()))
+    outputs = (f"predictions/{name}.parquet", f"models/{name}/{SETTINGS_FILE}")
     return Stage(run_dir, f"model-{name}", settings, [*inputs, ratings_digest], outputs)
 
 
-def rank_test_users(name: str, cfg: RecommenderConfig, split: SequenceSplit, catalogue: Catalogue,
-                    embeddings: np.ndarray, sids: np.ndarray, run_dir: Path, resume: bool) -> pd.DataFrame:
-    """Train (if learned) and rank every test user's top TOP_K with one model."""
-    if name == "popularity":
-        ranked, scores = popularity_recommend(split, catalogue.size, "test", TOP_K)
-    elif name == "faiss-content":
-        ranked, scores = content_recommend(split, embeddings, "test", TOP_K, decay=cfg.content_decay,
-                                           index=cfg.content_index)
-    else:
-        model = train_learned(name, model_builders(cfg, catalogue, sids)[name], split, catalogue, cfg, run_dir,
-                              resume)
-        ranked, scores = (dense_topk(model, split, TOP_K) if name == "faiss-dense" else
-                          model_topk(model, split, catalogue, TOP_K, cfg.training.beam_size))
-    return predictions_frame(split.user_ids, ranked, scores, catalogue)
+def fit_and_rank(name: str, context: FitContext, split: SequenceSplit, run_dir: Path) -> pd.DataFrame:
+    """Fit one model on the split's training sequences, save it to models/<name>, rank every test user."""
+    model = get_model_class(name).build(context).fit(split)
+    with atomic_path(run_dir / "models" / name) as tmp:
+        model.save(tmp)
+    histories = stage_inputs(split, "test")
+    ranking = model.recommend(histories, TOP_K, users=split.user_ids)
+    return predictions_frame(split.user_ids, ranking.items, ranking.scores, context.catalogue)
 
 
 def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, *, force: bool = False,
@@ -146,6 +108,9 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
     predictions are read back) unless `force`; `resume` continues an interrupted training.
     """
     run_dir = Path(run_dir)
+    if any(run_dir.glob("seed-*/metrics.json")):
+        raise ValueError(f"{run_dir} holds an evaluation over several seeds; a single-seed one needs a directory "
+                         f"of its own")
     catalogue, embeddings, sids = read_run_inputs(run_dir)
     split = make_split(cfg.split, dataset.ratings, catalogue)
     log.info("%s split: %d users evaluated, %d skipped", split.name, len(split.user_ids), split.skipped_users)
@@ -158,9 +123,10 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
             log.info("%s: finished before with the same inputs and settings, skipped (--force redoes it)", name)
             predictions[name] = pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")
         else:
-            can_resume = resume and stage.can_resume()
+            context = FitContext(catalogue, embeddings, sids, cfg, output_dir=run_dir / "train" / name,
+                                 resume=resume and stage.can_resume(), progress=cfg.progress)
             stage.start()
-            predictions[name] = rank_test_users(name, cfg, split, catalogue, embeddings, sids, run_dir, can_resume)
+            predictions[name] = fit_and_rank(name, context, split, run_dir)
             write_parquet(predictions[name], run_dir / "predictions" / f"{name}.parquet")
             stage.finish(time.perf_counter() - start)
         # Share of recommendations that are real catalogue movies outside the user's history (must be 1).

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsys import figures
+from recsys.significance import PairedComparison
 from rqsid.io import atomic_write
 
 # Full-ranking leave-one-out figures published for other code on the same protocol (Recall@10, NDCG@10),
@@ -68,6 +69,17 @@ def gap_sentence(metrics: dict) -> str:
     side = "ahead of" if change >= 0 else "behind"
     return (f"SID-generative is {abs(change):.1%} {side} the equal-capacity dense baseline on NDCG@10 "
             f"({gen:.4f} vs {dense:.4f}).")
+
+
+def paired_lines(metrics: dict) -> str:
+    """The paired tests of metrics.json as a list: 'SID-generative vs dense: -0.0090 [-0.0150, -0.0030]'."""
+    paired = metrics.get("paired") or []
+    if not paired:
+        return ""
+    lines = [f"- {PairedComparison(**row).sentence()}" for row in paired]
+    head = (f"Paired differences in per-user {paired[0]['metric'].upper()} ({paired[0]['users']} users; mean, "
+            f"95 % bootstrap interval, Wilcoxon signed-rank), from `per_user.parquet`:")
+    return "\n".join([head, "", *lines])
 
 
 def sid_summary(quality: dict) -> pd.DataFrame:
@@ -131,7 +143,7 @@ def build_report(run_dir: Path) -> str:
         "`this run`: measured here, recomputable from `predictions/` and `test_targets.parquet`. `published`: "
         "other code on the same protocol (leave-one-out, full ranking), from the generative-recommenders "
         "README; not re-run here.",
-        gap_sentence(metrics), image(drawn["metrics"], run_dir, "Recall@K and NDCG@K per model"),
+        gap_sentence(metrics), paired_lines(metrics), image(drawn["metrics"], run_dir, "Recall@K and NDCG@K per model"),
         "## Semantic IDs", to_markdown(sid_summary(quality)),
         image(drawn["codebook"], run_dir, "codebook usage per level"),
         image(drawn["tree"], run_dir, "movies per SID prefix"),

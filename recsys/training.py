@@ -31,15 +31,14 @@ class TrainingConfig:
     batch_size: int = 128
     max_epochs: int = 120
     patience: int = 8  # validation checks without a better NDCG@10
-    val_every: int = 2  # epochs between validation checks (a beam search over every validation user)
-    beam_size: int = 20
+    val_every: int = 2  # epochs between validation checks (every validation user ranked)
     max_minutes: float | None = None  # wall-clock cap on each model's training (Lightning max_time), if any
     sampling: str = "windows"  # whole sequences with causal masking, or one random prefix per user (data.py)
     seed: int = 42
     trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or min(self.batch_size, self.max_epochs, self.patience, self.val_every, self.beam_size) < 1:
+        if self.lr <= 0 or min(self.batch_size, self.max_epochs, self.patience, self.val_every) < 1:
             raise ValueError(f"TrainingConfig: every size and rate must be positive: {self}")
         if self.sampling not in SAMPLING:
             raise ValueError(f"TrainingConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}")
@@ -48,14 +47,14 @@ class TrainingConfig:
 
 
 def recommend_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, stage: str, k: int,
-                    num_items: int, beam_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k item indices and scores for evaluated users `rows` at `stage`, history excluded."""
+                    num_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k item indices and scores for evaluated users `rows` at `stage`, history excluded, by the
+    network's own `recommend(items, exclude, k, users)` (both sequence models have it)."""
     histories = stage_histories(split, rows, stage)
     items = torch.as_tensor(left_pad(histories, model.config.max_len))
     exclude = exclusion_mask(histories, num_items)
     users = torch.as_tensor(split.user_ids[rows].astype(np.int64))  # hashed into the user token, if any
-    kwargs = {"beam_size": beam_size} if hasattr(model, "head") else {}
-    ranked, scores = model.recommend(items, exclude, k, users=users, **kwargs)
+    ranked, scores = model.recommend(items, exclude, k, users=users)
     return ranked, scores
 
 
@@ -73,8 +72,7 @@ class RecommenderModule(L.LightningModule):
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         rows = batch[0].cpu().numpy()
-        ranked, _ = recommend_batch(self.model, self.split, rows, "valid", 10, self.num_items,
-                                    self.training_config.beam_size)
+        ranked, _ = recommend_batch(self.model, self.split, rows, "valid", 10, self.num_items)
         self._val.append((ranked.cpu().numpy(), self.split.valid_target[rows]))
 
     def on_validation_epoch_end(self) -> None:
@@ -88,7 +86,9 @@ class RecommenderModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         cfg = self.training_config
-        return torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel over all parameters instead of ~10 small ops per tensor (the per-tensor loop cost
+        # about as much as a small model's forward pass on a CPU: bench/results/epoch-speed-*.json)
+        return torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig, *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import FAST
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -112,9 +113,6 @@ def tiny_movielens(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-# Tiny model sizes: a whole run (SIDs, four recommenders) takes seconds.
-FAST = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "max_len=10", "--set", "max_epochs=3",
-        "--set", "patience=2", "--set", "batch_size=32"]
 SID_FAST = {"max_epochs": 20, "codebook_size": 8}
 
 
@@ -132,7 +130,9 @@ def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
     sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
     assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
     assert main(["evaluate", *common, "--run", str(runs["a"]), *FAST]) == 0
-    reversed_models = ["sid-generative", "faiss-dense", "faiss-content", "popularity"]
+    from recsys.models import MODELS
+
+    reversed_models = list(MODELS)[::-1]
     sid_set_b = [arg.replace("--set", "--sid-set") for arg in sid_set]
     assert main(["run", "--preset", "ml-100k", *common, "--run", str(runs["b"]), *sid_set_b, *FAST,
                  "--models", *reversed_models]) == 0

@@ -5,6 +5,10 @@ import shlex
 
 import pandas as pd
 
+# Tiny model sizes: a whole run (SIDs, every recommender) takes seconds.
+FAST = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "max_len=10", "--set", "max_epochs=3",
+        "--set", "patience=2", "--set", "batch_size=32"]
+
 
 def run_args(tiny_run, run_dir):
     """The tiny run "b"'s own command, pointed at another directory."""

@@ -8,8 +8,8 @@ import pytest
 
 from recsys import explain
 from recsys.cli import main
-from recsys.evaluate import MODELS
 from recsys.finished_run import FinishedRun, NotFoundError
+from recsys.models import MODELS
 
 
 @pytest.fixture(scope="module")

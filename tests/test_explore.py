@@ -11,6 +11,7 @@ from nbclient import NotebookClient
 
 from recsys import explore
 from recsys.finished_run import FinishedRun
+from recsys.models import MODELS
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_user_histories.ipynb"
 
@@ -33,7 +34,7 @@ def test_top_k_side_by_side_marks_the_held_out_movie(run):
     per_user = explore.per_user_ndcg(run, k=10)
     hit_user = int(per_user.index[per_user["sid-generative"] > 0][0])
     table = explore.top_k_side_by_side(run, hit_user, k=10)
-    assert list(table.columns) == ["popularity", "faiss-content", "faiss-dense", "sid-generative"]
+    assert list(table.columns) == list(MODELS)
     marked = table["sid-generative"][table["sid-generative"].str.startswith(explore.HELD_OUT)]
     assert len(marked) == 1 and marked.iloc[0] == explore.HELD_OUT + table.attrs["held_out"]
     # the marked rank is the one NDCG@10 scored: 1 / log2(rank + 1)

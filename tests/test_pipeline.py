@@ -6,19 +6,22 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FAST
 
 from recsys.cli import main
 from recsys.evaluate import metrics_from_files
+from recsys.models import MODELS
 
 
 def test_run_writes_every_artifact(tiny_run):
     run = tiny_run["a"]
     for name in ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_quality.json", "metrics.json",
-                 "test_targets.parquet", "quantizer/config.json", "models/sid-generative/config.json",
-                 "models/faiss-dense/config.json"):
+                 "test_targets.parquet", "per_user.parquet", "quantizer/config.json",
+                 "models/sid-generative/config.json", "models/faiss-dense/config.json",
+                 *(f"models/{model}/recommender.json" for model in MODELS)):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"popularity", "faiss-content", "faiss-dense", "sid-generative"}
+    assert list(metrics["models"]) == list(MODELS)
     assert metrics["num_users"] == 60 and metrics["split"] == "leave-one-out"
 
 
@@ -43,7 +46,7 @@ def test_recommendations_are_real_unseen_movies(tiny_run, tiny_movielens):
     targets = pd.read_parquet(run / "test_targets.parquet")
     history = ratings.merge(targets, on=["user_id", "movie_id"], how="left", indicator=True)
     history = history[history["_merge"] == "left_only"].groupby("user_id")["movie_id"].apply(set)
-    for model in ("sid-generative", "faiss-dense", "faiss-content", "popularity"):
+    for model in MODELS:
         predictions = pd.read_parquet(run / "predictions" / f"{model}.parquet")
         assert predictions.groupby("user_id").size().eq(20).all()
         assert set(predictions["movie_id"]) <= movies
@@ -107,3 +110,40 @@ def test_repeated_calls_log_once_to_the_current_stderr(tmp_path, capsys):
     assert len(handlers) == 1
     logging.getLogger("recsys").info("hello")
     assert capsys.readouterr().err.count("recsys: hello") == 1
+
+
+def test_evaluate_over_seeds_summarises_recomputable_per_user_figures(tiny_run, tiny_movielens, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "seeds"
+    run.mkdir()
+    for name in ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet", "sid_quality.json"):
+        shutil.copy(tiny_run["a"] / name, run / name)
+    models = ["popularity", "markov", "sid-generative"]
+    args = ["--dataset", str(tiny_movielens), "--run", str(run), *FAST, "--models", *models]
+    assert main(["evaluate", *args, "--seeds", "1", "2"]) == 0
+    assert "sid-generative vs popularity:" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["seeds"] == [1, 2] and list(metrics["per_seed"]) == ["1", "2"]
+    assert [p["baseline"] for p in metrics["paired"]] == ["popularity", "markov"]
+    # per-user NDCG@10 recomputed from each seed's prediction files with a plain loop, then averaged
+    targets = pd.read_parquet(run / "seed-1" / "test_targets.parquet").set_index("user_id")["movie_id"]
+    for model in models:
+        gains = []
+        for seed in (1, 2):
+            predictions = pd.read_parquet(run / f"seed-{seed}" / "predictions" / f"{model}.parquet")
+            gain = {}
+            for user, rows in predictions.groupby("user_id"):
+                top = rows.sort_values("rank")["movie_id"].tolist()[:10]
+                hit = targets[user] in top
+                gain[user] = 1 / np.log2(top.index(targets[user]) + 2) if hit else 0.0
+            gains.append(pd.Series(gain).sort_index())
+        mean = (gains[0] + gains[1]) / 2
+        assert metrics["models"][model]["ndcg@10"] == pytest.approx(mean.mean(), abs=1e-12)
+        per_user = pd.read_parquet(run / "per_user.parquet").set_index("user_id")[model]
+        np.testing.assert_allclose(per_user.to_numpy(), mean.to_numpy(), atol=1e-12)
+    sds = [metrics["sd"][m]["ndcg@10"] for m in models]
+    assert sds[0] == 0.0 and sds[2] is not None  # popularity learns nothing seeded
+    # one directory, one evaluation: a single-seed evaluate into it is refused
+    assert main(["evaluate", *args]) == 2
+    assert "several seeds" in capsys.readouterr().err

@@ -1,0 +1,30 @@
+"""The SID-generative model behind the contract: generates the next movie's Semantic ID."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from recsys.generative import GenerativeConfig, SidGenerativeModel
+from recsys.models.neural import NeuralRecommender
+
+
+class SidGenerative(NeuralRecommender):
+    """Ranks by log p(SID | history): exact over the whole catalogue (beam_size = 0, the default) or by
+    constrained beam search of width beam_size (`recsys.generative.SidGenerativeModel.recommend`)."""
+
+    name = "sid-generative"
+    module_class = SidGenerativeModel
+    settings = ("split", "backbone", "training", "item_embedding", "beam_size")
+    explains_by_sid_prefix = True
+
+    def build_module(self) -> SidGenerativeModel:
+        cfg, sids = self.context.config, self.context.sids
+        config = GenerativeConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
+                                  num_items=self.context.catalogue.size, item_embedding=cfg.item_embedding,
+                                  beam_size=cfg.beam_size)
+        return SidGenerativeModel(config, item_sids=sids)
+
+    def reason(self, item: int, score: float, history: np.ndarray, run: object) -> str:
+        return f"log-probability {score:.2f}"
