@@ -129,7 +129,11 @@ def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
     common = ["--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder)]
     sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
     assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
-    assert main(["evaluate", *common, "--run", str(runs["a"]), *FAST]) == 0
+    from recsys.presets import RUN_PRESETS
+
+    # the preset's own settings, so that `sids` + `evaluate` and `run --preset ml-100k` ask for the same thing
+    preset = [arg for key, value in RUN_PRESETS["ml-100k"].recommender.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["evaluate", *common, "--run", str(runs["a"]), *preset, *FAST]) == 0
     from recsys.models import MODELS
 
     reversed_models = list(MODELS)[::-1]

@@ -109,3 +109,20 @@ def test_dense_validation_ranking_equals_its_faiss_test_ranking(tmp_path):
     items, scores = model.net.recommend(inputs, exclusion_mask(histories, N_ITEMS), K)
     np.testing.assert_array_equal(faiss_ranking.items, items.numpy())
     np.testing.assert_allclose(faiss_ranking.scores, scores.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_beam_narrower_than_the_ranked_k_is_refused():
+    with pytest.raises(ValueError, match="cuts the top"):
+        recommender_config({"beam_size": 10})
+    assert recommender_config({"beam_size": 20}).beam_size == 20 and recommender_config({}).beam_size == 0
+
+
+def test_beam_decoding_through_the_contract_scores_like_exact(tmp_path):
+    """The same trained network ranked by beam search (width >= catalogue) and by exact scoring."""
+    exact = REGISTRY["sid-generative"].build(context(tmp_path, "sid-generative")).fit(tiny_split())
+    histories = inputs_of(tiny_split())
+    first = exact.recommend(histories, K)
+    exact.net.config.beam_size = N_ITEMS
+    wide = exact.recommend(histories, K)
+    np.testing.assert_array_equal(first.items, wide.items)
+    np.testing.assert_allclose(first.scores, wide.scores, rtol=1e-5, atol=1e-5)

@@ -261,7 +261,6 @@ class ItemKNN(Recommender):
         self.similarity: sp.csr_matrix | None = None  # (N, N) pruned cosine
         self.popularity: np.ndarray | None = None  # (N,) training counts
 
-
     def fit(self, split: SequenceSplit) -> ItemKNN:
         n_items = self.context.catalogue.size
         self.popularity = popularity_scores(split, n_items)  # also checks the item range

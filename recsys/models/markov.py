@@ -59,7 +59,6 @@ class Markov(Recommender):
         self.transitions: sp.csr_matrix | None = None  # (N, N) P
         self.popularity: np.ndarray | None = None  # (N,) training counts
 
-
     def fit(self, split: SequenceSplit) -> Markov:
         n_items = self.context.catalogue.size
         self.popularity = popularity_scores(split, n_items)  # also checks the item range
