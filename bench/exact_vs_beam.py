@@ -180,7 +180,7 @@ def synthetic_setup(count: int, vocab: list[int], users: int, d_model: int, seed
     random 50-item histories."""
     rng = np.random.default_rng(seed)
     sids = random_unique_sids(count, vocab, rng)
-    # vocabularies = codes used, as recsys.recommenders.model_builders sets them (ConstrainedBeamSearch
+    # vocabularies = codes used, as recsys.models.SidGenerative.build_module sets them (ConstrainedBeamSearch
     # needs the logits exactly as wide as the trie's tables)
     config = GenerativeConfig(d_model=d_model, n_layers=2, n_heads=2, dropout=0.0, max_len=50,
                               vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)), num_items=count)
