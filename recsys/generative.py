@@ -130,6 +130,37 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
     def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
         return self.head.advance(state, level, codes)
 
+    @torch.no_grad()
+    def diagnostics(self, items: torch.Tensor, targets: torch.Tensor,
+                    users: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-row figures for predicting `targets` (B,) from histories (B, L), history not masked.
+
+        - nll: -log p(item) = sum over levels of -log p(c_k | c_<k), nats (comparable with the dense model's)
+        - nll/level<k>: that level's share, the true prefix given (teacher-forced)
+        - acc/level<k>: the level's most likely code is the true one, the true prefix given
+        - greedy/level<k>: greedy decoding from the model's own codes gets the first k codes all right
+          (generated; not constrained to the trie)
+        """
+        state = self.hidden(items, users)[:, -1]  # (B, D)
+        sids = self.item_sids[targets]  # (B, T)
+        forced, generated = state, state
+        prefix_right = torch.ones(len(targets), dtype=torch.bool, device=state.device)
+        figures: dict[str, torch.Tensor] = {"nll": state.new_zeros(len(targets))}
+        last = sids.shape[1] - 1
+        for level in range(last + 1):
+            log_probs = F.log_softmax(self.level_logits(forced, level), dim=-1)  # (B, V_level)
+            nll = -log_probs.gather(1, sids[:, level:level + 1]).squeeze(1)
+            choice = self.level_logits(generated, level).argmax(dim=-1)  # (B,)
+            prefix_right &= choice == sids[:, level]
+            figures["nll"] = figures["nll"] + nll
+            figures[f"nll/level{level + 1}"] = nll
+            figures[f"acc/level{level + 1}"] = (log_probs.argmax(dim=-1) == sids[:, level]).float()
+            figures[f"greedy/level{level + 1}"] = prefix_right.float()
+            if level < last:
+                forced = self.advance(forced, level, sids[:, level])
+                generated = self.advance(generated, level, choice)
+        return figures
+
     def trie(self) -> SidTrie:
         """The catalogue's SID prefix tree, on the model's device (rebuilt after a move, e.g. off the GPU)."""
         if self._trie is None or self._trie.root.device != self.item_sids.device:

@@ -34,6 +34,8 @@ class RunOptions:
     split: str = "leave-one-out"
     models: tuple[str, ...] | None = None
     compare_seed: bool = False
+    sid_preset: str | None = None  # the tokenizer (`rqsid.presets`); default: the run preset's
+    sid_collaborative: int = 0  # SVD factors of the training interactions appended to the tokenizer's input
     sid_overrides: dict = field(default_factory=dict)
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
@@ -81,9 +83,9 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     if options.enrichment:
         dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
-    sid_config = SidConfig(preset=preset.sid_preset, encoder=options.encoder, seed=options.seed,
-                           encode_devices=options.encode_devices,
-                           compare_seed=options.compare_seed, trainer=dict(options.trainer),
+    sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
+                           encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
+                           split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
     stages.update(quality["seconds"] or {"Semantic IDs (finished before, skipped)": 0.0})

@@ -121,7 +121,8 @@ def draw_figures(run_dir: Path, metrics: dict, quality: dict) -> dict[str, Path 
     return {"metrics": figures.metrics_bars(run_dir, metrics),
             "codebook": figures.codebook_usage(run_dir, size),
             "tree": figures.prefix_tree(run_dir),
-            "curves": figures.training_curves(run_dir)}
+            "curves": figures.training_curves(run_dir),
+            "levels": figures.level_curves(run_dir)}
 
 
 def image(path: Path | None, run_dir: Path, alt: str) -> str:
@@ -150,6 +151,7 @@ def build_report(run_dir: Path) -> str:
         *(["The largest level-1 prefixes and their labels (`sid_labels.parquet`, every level-1 and level-1+2 "
            "prefix):", to_markdown(prefixes)] if prefixes is not None else []),
         "## Training", image(drawn["curves"], run_dir, "training curves"),
+        image(drawn["levels"], run_dir, "validation NLL per SID level"),
         "## Wall time", to_markdown(timings_table(timings)),
         f"Peak resident memory: {timings['peak_rss_gib']:.2f} GiB.",
     ]

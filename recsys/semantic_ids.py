@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.collaborative import tokenizer_input
 from recsys.labels import label_prefixes
 from recsys.movielens import MovieLens, data_home
 from recsys.stages import Stage, table_digest
@@ -32,6 +33,7 @@ from rqsid.lightning import train_rqvae
 from rqsid.model import RQVAE
 from rqsid.presets import get_preset
 from rqsid.quality import sid_quality_report
+from rqsid.rqkmeans import fit_rq_kmeans
 
 log = logging.getLogger(__name__)
 SID_OUTPUTS = ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet", "sid_quality.json",
@@ -47,7 +49,15 @@ class SidConfig:
     overrides: dict = field(default_factory=dict)  # RQVAEConfig / RQVAETrainingConfig fields by name
     trainer: dict = field(default_factory=dict)  # Lightning Trainer flags (accelerator, devices, ...)
     encode_devices: tuple[str, ...] = ()  # e.g. ("cuda:0", "cuda:1"): a sentence-transformers process each
+    # > 0: the tokenizer reads the text embedding with this many SVD factors of the `split`'s training
+    # interactions appended (`recsys.collaborative`); 0: text only
+    collaborative_dims: int = 0
+    split: str = "leave-one-out"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.collaborative_dims, int) or self.collaborative_dims < 0:
+            raise ValueError(f"collaborative_dims must be a non-negative integer, got {self.collaborative_dims!r}")
 
 
 def embedding_cache_path(encoder: str, dataset: str, home: Path | None = None) -> Path:
@@ -67,7 +77,10 @@ def sid_stage(dataset: MovieLens, movies: pd.DataFrame, run_dir: Path, cfg: SidC
     """The stage's key: its settings, the movies' texts, and the ratings' movie ids (they pick the labels'
     representative titles)."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer", "encode_devices")}
-    inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(dataset.ratings[["movie_id"]])]
+    if not cfg.collaborative_dims:  # the split does not reach text-only SIDs
+        settings.pop("split")
+    ratings = dataset.ratings[["user_id", "movie_id", "timestamp"] if cfg.collaborative_dims else ["movie_id"]]
+    inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(ratings)]
     return Stage(run_dir, "sids", settings, inputs, SID_OUTPUTS)
 
 
@@ -87,20 +100,23 @@ def train_and_assign(
     embeddings: np.ndarray, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path,
     resume: bool = False,
 ) -> tuple[RQVAE, np.ndarray, dict]:
-    """Train one preset's RQ-VAE, give every movie a unique SID, and measure them."""
+    """Fit one preset's quantiser (an RQ-VAE, or RQ-KMeans), give every movie a unique SID, measure them."""
     overrides = cfg.overrides if preset_name == cfg.preset else {}
     preset = get_preset(preset_name, len(embeddings), embeddings.shape[1], **{**overrides, "seed": cfg.seed})
     if cfg.trainer:
         preset.training.trainer = dict(cfg.trainer)
     start = time.perf_counter()
-    module = train_rqvae(embeddings, preset.model, preset.training, output_dir=out_dir / "rqvae",
-                         progress=cfg.progress, resume=resume)
+    if preset.fit == "kmeans":
+        model, reseeded = fit_rq_kmeans(embeddings, preset.model, seed=cfg.seed), []
+    else:
+        module = train_rqvae(embeddings, preset.model, preset.training, output_dir=out_dir / "rqvae",
+                             progress=cfg.progress, resume=resume)
+        model, reseeded = module.model, [sum(r) for r in module.reseeded]
     seconds = time.perf_counter() - start
-    model = module.model
     semantic_ids = assign_semantic_ids(model, embeddings, method=preset.sid_method)
     report = sid_quality_report(model, embeddings, semantic_ids, genres, seed=cfg.seed)
-    report = {"preset": preset_name, "sid_method": preset.sid_method, "train_seconds": round(seconds, 1),
-              "reseeded_dead_codes": [sum(r) for r in module.reseeded], **report,
+    report = {"preset": preset_name, "sid_method": preset.sid_method, "fit": preset.fit,
+              "train_seconds": round(seconds, 1), "reseeded_dead_codes": reseeded, **report,
               "model_config": asdict(preset.model)}
     with atomic_path(out_dir / "quantizer") as tmp:
         model.save_pretrained(tmp)
@@ -142,6 +158,9 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
     genres = [list(g) for g in movies["genres"]]
     reports = {}
     start = time.perf_counter()
+    if cfg.collaborative_dims:
+        embeddings = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
+                                     dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed)
     _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir, resume)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
     write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), run_dir / "sid_labels.parquet")

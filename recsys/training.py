@@ -6,6 +6,8 @@ Kept apart from the models so that loading one for inference never imports Light
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from rqsid.lightning import fit_best
 
 log = logging.getLogger(__name__)
 MONITOR = "val/ndcg@10"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -34,6 +37,10 @@ class TrainingConfig:
     val_every: int = 2  # epochs between validation checks (every validation user ranked)
     max_minutes: float | None = None  # wall-clock cap on each model's training (Lightning max_time), if any
     sampling: str = "windows"  # whole sequences with causal masking, or one random prefix per user (data.py)
+    # Learning-rate schedule per optimiser step: "constant", or "cosine" decay to 0 at max_epochs; either
+    # after a linear warmup over the first `warmup` fraction of max_epochs' steps.
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
     seed: int = 42
     trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
 
@@ -42,18 +49,29 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig: every size and rate must be positive: {self}")
         if self.sampling not in SAMPLING:
             raise ValueError(f"TrainingConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainingConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"TrainingConfig.warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"TrainingConfig.max_minutes must be positive, got {self.max_minutes}")
+
+
+def stage_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, stage: str,
+                num_items: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded histories (B, L), their exclusion mask (B, N) and user ids (B,) for evaluated users
+    `rows` at `stage` ("valid" or "test")."""
+    histories = stage_histories(split, rows, stage)
+    items = torch.as_tensor(left_pad(histories, model.config.max_len))
+    users = torch.as_tensor(split.user_ids[rows].astype(np.int64))  # hashed into the user token, if any
+    return items, exclusion_mask(histories, num_items), users
 
 
 def recommend_batch(model: nn.Module, split: SequenceSplit, rows: np.ndarray, stage: str, k: int,
                     num_items: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k item indices and scores for evaluated users `rows` at `stage`, history excluded, by the
     network's own `recommend(items, exclude, k, users)` (both sequence models have it)."""
-    histories = stage_histories(split, rows, stage)
-    items = torch.as_tensor(left_pad(histories, model.config.max_len))
-    exclude = exclusion_mask(histories, num_items)
-    users = torch.as_tensor(split.user_ids[rows].astype(np.int64))  # hashed into the user token, if any
+    items, exclude, users = stage_batch(model, split, rows, stage, num_items)
     ranked, scores = model.recommend(items, exclude, k, users=users)
     return ranked, scores
 
@@ -63,6 +81,7 @@ class RecommenderModule(L.LightningModule):
         super().__init__()
         self.model, self.split, self.num_items, self.training_config = model, split, num_items, training
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        self._diagnostics: dict[str, list[torch.Tensor]] = {}
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets, users = batch  # (B, L), (B, L), (B,); PAD targets are not scored
@@ -72,8 +91,14 @@ class RecommenderModule(L.LightningModule):
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         rows = batch[0].cpu().numpy()
-        ranked, _ = recommend_batch(self.model, self.split, rows, "valid", 10, self.num_items)
+        items, exclude, users = stage_batch(self.model, self.split, rows, "valid", self.num_items)
+        items, users = items.to(self.device), users.to(self.device)
+        ranked, _ = self.model.recommend(items, exclude, 10, users=users)
         self._val.append((ranked.cpu().numpy(), self.split.valid_target[rows]))
+        # Where the loss sits, beside the ranking (nats per item, and per SID level for the SID model)
+        targets = torch.as_tensor(self.split.valid_target[rows], device=self.device)
+        for name, values in self.model.diagnostics(items, targets, users).items():
+            self._diagnostics.setdefault(name, []).append(values.float().cpu())
 
     def on_validation_epoch_end(self) -> None:
         ranked = np.concatenate([r for r, _ in self._val])
@@ -83,12 +108,36 @@ class RecommenderModule(L.LightningModule):
         self.log_dict({MONITOR: float(ndcg_at_k(ranked, targets, 10).mean()),
                        "val/recall@10": float(recall_at_k(ranked, targets, 10).mean())}, prog_bar=True,
                       sync_dist=True)
+        diagnostics = {f"val/{name}": float(torch.cat(values).mean()) for name, values in self._diagnostics.items()}
+        self._diagnostics.clear()
+        self.log_dict(diagnostics, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         cfg = self.training_config
         # fused: one kernel over all parameters instead of ~10 small ops per tensor (the per-tensor loop cost
         # about as much as a small model's forward pass on a CPU: bench/results/epoch-speed-*.json)
-        return torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        optimiser = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        if cfg.lr_schedule == "constant" and cfg.warmup == 0:
+            return optimiser
+        factor = lr_factor(cfg.lr_schedule, cfg.warmup, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base learning rate at optimiser step s (0-based) of `total_steps`:
+    (s + 1) / W during the W = warmup * total_steps warmup steps, then 1 ("constant") or
+    (1 + cos(pi * (s - W) / (total_steps - W))) / 2 ("cosine")."""
+    warm = int(warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return factor
 
 
 def train_recommender(model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig, *,

@@ -1,18 +1,21 @@
-"""Named RQ-VAE set-ups: the project's default and the seed model card's."""
+"""Named tokenizer set-ups: the project's RQ-VAE default, the seed model card's, and RQ-KMeans."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from rqsid.lightning import RQVAETrainingConfig
 from rqsid.model import RQVAEConfig, default_codebook_size
+
+if TYPE_CHECKING:  # importing rqsid.lightning imports Lightning: only when a preset is built
+    from rqsid.lightning import RQVAETrainingConfig
 
 
 class Preset(NamedTuple):
     model: RQVAEConfig
     training: RQVAETrainingConfig
     sid_method: str  # how SIDs are made unique (rqsid.assign.METHODS)
+    fit: str = "rqvae"  # "rqvae": trained by gradient (rqsid.lightning); "kmeans": residual k-means only
 
 
 def tiger_preset(num_items: int, input_dim: int) -> Preset:
@@ -21,6 +24,8 @@ def tiger_preset(num_items: int, input_dim: int) -> Preset:
     Codebook size follows the catalogue (`default_codebook_size`); k-means initialisation and dead-code
     re-seeding keep the codebooks in use.
     """
+    from rqsid.lightning import RQVAETrainingConfig
+
     model = RQVAEConfig(input_dim=input_dim, hidden_dims=(512, 256, 128), latent_dim=32, num_levels=3,
                         codebook_size=default_codebook_size(num_items))
     return Preset(model, RQVAETrainingConfig(), "append")
@@ -32,6 +37,8 @@ def seed_preset(num_items: int, input_dim: int) -> Preset:
 
     Unique 4-token SIDs come from re-assigning the last level collision-free.
     """
+    from rqsid.lightning import RQVAETrainingConfig
+
     model = RQVAEConfig(input_dim=input_dim, hidden_dims=(), latent_dim=input_dim, num_levels=4,
                         codebook_size=1024, commitment_cost=0.25, standardize=False)
     training = RQVAETrainingConfig(lr=1e-4, batch_size=128, max_epochs=500, patience=20,
@@ -39,7 +46,17 @@ def seed_preset(num_items: int, input_dim: int) -> Preset:
     return Preset(model, training, "last-level")
 
 
-PRESETS = {"tiger": tiger_preset, "seed": seed_preset}
+def rq_kmeans_preset(num_items: int, input_dim: int) -> Preset:
+    """RQ-KMeans (`rqsid.rqkmeans`): 3 levels of residual k-means on the raw (unit-norm) embeddings, the
+    tiger preset's codebook size, + 1 disambiguation token; nothing trained by gradient."""
+    from rqsid.lightning import RQVAETrainingConfig
+
+    model = RQVAEConfig(input_dim=input_dim, hidden_dims=(), latent_dim=input_dim, num_levels=3,
+                        codebook_size=default_codebook_size(num_items), standardize=False)
+    return Preset(model, RQVAETrainingConfig(), "append", fit="kmeans")
+
+
+PRESETS = {"tiger": tiger_preset, "seed": seed_preset, "rq-kmeans": rq_kmeans_preset}
 
 
 def get_preset(name: str, num_items: int, input_dim: int, **overrides: object) -> Preset:
@@ -53,4 +70,4 @@ def get_preset(name: str, num_items: int, input_dim: int, **overrides: object) -
         raise ValueError(f"unknown RQ-VAE setting(s) {sorted(unknown)} for preset {name!r}")
     model = replace(preset.model, **{k: v for k, v in overrides.items() if k in model_fields})
     training = replace(preset.training, **{k: v for k, v in overrides.items() if k in training_fields})
-    return Preset(model, training, str(overrides.get("sid_method", preset.sid_method)))
+    return Preset(model, training, str(overrides.get("sid_method", preset.sid_method)), preset.fit)

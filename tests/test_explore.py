@@ -66,10 +66,18 @@ def test_notebook_runs_headless_on_a_run(tiny_run, monkeypatch):
 def test_report_has_its_figures_and_prefix_labels(tiny_run):
     run_dir = tiny_run["b"]
     report = (run_dir / "report.md").read_text()
-    for name in ("metrics", "codebook_usage", "prefix_tree", "training_curves"):
+    for name in ("metrics", "codebook_usage", "prefix_tree", "training_curves", "level_curves"):
         png = run_dir / "figures" / f"{name}.png"
         assert f"](figures/{name}.png)" in report
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    logged = pd.read_csv(run_dir / "train" / "sid-generative" / "logs" / "metrics.csv")
+    levels = [f"val/nll/level{k}" for k in range(1, 5)]
+    validated = logged.dropna(subset=["val/nll"])
+    assert not validated.empty and set(levels) <= set(logged.columns)
+    # the item's NLL is the sum of its levels' (means of per-row sums), as the dense model's is one softmax
+    assert np.allclose(validated["val/nll"], validated[levels].sum(axis=1), rtol=1e-4)
+    dense = pd.read_csv(run_dir / "train" / "faiss-dense" / "logs" / "metrics.csv")
+    assert dense["val/nll"].dropna().gt(0).all()
     labels = pd.read_parquet(run_dir / "sid_labels.parquet")
     sids = pd.read_parquet(run_dir / "sids.parquet")
     assert set(labels.loc[labels["level"] == 1, "prefix"]) == set(sids["sid_0"].astype(str))

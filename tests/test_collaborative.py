@@ -1,0 +1,79 @@
+"""Collaborative factors for the tokenizer's input: training interactions only, seeded, wired into a run."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.collaborative import interaction_matrix, item_factors, tokenizer_input
+from recsys.sequences import Catalogue, leave_one_out
+
+
+def ratings_frame(rng, users: int = 30, items: int = 20, per_user: int = 8) -> pd.DataFrame:
+    rows = [(u, int(m), 3, 1000 * u + t) for u in range(1, users + 1)
+            for t, m in enumerate(rng.choice(np.arange(1, items + 1), per_user, replace=False))]
+    return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+
+
+def test_interaction_matrix_counts_each_movie_once_per_user():
+    matrix = interaction_matrix([np.array([0, 2, 2]), np.array([1])], 3)
+    assert matrix.toarray().tolist() == [[1, 0, 1], [0, 1, 0]]
+
+
+def test_factors_are_normalised_seeded_and_zero_for_unrated_movies():
+    sequences = [np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([0, 3]), np.array([2, 3, 1])]
+    factors = item_factors(sequences, 6, dims=2, seed=0)  # movies 4 and 5: never in training
+    assert factors.shape == (6, 2)
+    assert np.allclose(np.linalg.norm(factors[:4], axis=1), 1.0) and not factors[4:].any()
+    assert np.array_equal(factors, item_factors(sequences, 6, dims=2, seed=0))
+    with pytest.raises(ValueError, match="collaborative_dims"):
+        item_factors(sequences, 6, dims=4, seed=0)
+
+
+def test_held_out_ratings_never_reach_the_tokenizer_input():
+    """Changing every user's validation and test movies leaves the input unchanged; changing a training
+    rating changes it."""
+    rng = np.random.default_rng(0)
+    ratings = ratings_frame(rng)
+    movie_ids = np.arange(1, 21)
+    text = rng.normal(size=(20, 5)).astype(np.float32)
+    before = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0)
+    assert before.shape == (20, 8) and np.array_equal(before[:, :5], text)
+    split = leave_one_out(ratings, Catalogue(movie_ids))
+    held_out = ratings.groupby("user_id").tail(2).index  # the validation and test ratings (time order)
+    moved = ratings.copy()
+    moved.loc[held_out, "movie_id"] = moved.loc[held_out, "movie_id"] % 20 + 1
+    assert not np.array_equal(leave_one_out(moved, Catalogue(movie_ids)).test_target, split.test_target)
+    assert np.array_equal(tokenizer_input(text, moved, movie_ids, dims=3, split="leave-one-out", seed=0), before)
+    trained = ratings.groupby("user_id").head(3).index
+    changed = ratings.copy()
+    changed.loc[trained, "movie_id"] = changed.loc[trained, "movie_id"] % 20 + 1
+    assert not np.array_equal(tokenizer_input(text, changed, movie_ids, dims=3, split="leave-one-out", seed=0),
+                              before)
+
+
+def test_run_with_rq_kmeans_and_collaborative_input(tiny_movielens, tiny_sentence_encoder, tmp_path):
+    from helpers import FAST
+
+    from recsys.cli import main
+    from rqsid.model import RQVAE
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
+                 str(run), "--sid-preset", "rq-kmeans", "--sid-collaborative", "4", "--sid-set", "codebook_size=8",
+                 "--models", "popularity", "sid-generative", *FAST]) == 0
+    quality = json.loads((run / "sid_quality.json").read_text())["presets"]["rq-kmeans"]
+    assert quality["fit"] == "kmeans" and quality["unique_sids"]
+    quantizer = RQVAE.from_pretrained(run / "quantizer")
+    assert quantizer.config.input_dim == 16 + 4  # the tiny encoder's 16 text dimensions + 4 factors
+    sids = pd.read_parquet(run / "sids.parquet")
+    assert len(sids) == 48 and sids["sid"].is_unique
+    assert json.loads((run / "metrics.json").read_text())["models"]["sid-generative"]["ndcg@10"] >= 0
+    # a text query has no interactions: it is quantised with zero collaborative inputs, on a real prefix
+    from recsys import explain
+    from recsys.finished_run import FinishedRun
+
+    found = explain.search(FinishedRun(run), "the toy story comedy", k=3)
+    path = found.query["sid_path"]
+    assert len(path.split("-")) == 3 and sids["sid"].str.startswith(path + "-").any()

@@ -1,0 +1,60 @@
+"""The learning-rate schedule option: warmup, then constant or cosine decay, stepped per optimiser step."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.training import TrainingConfig, lr_factor, train_recommender
+
+
+def test_lr_factor_by_hand():
+    cosine = lr_factor("cosine", 0.1, 100)  # 10 warmup steps, then 90 of decay
+    assert [cosine(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert cosine(10) == pytest.approx(1.0)
+    assert cosine(55) == pytest.approx(0.5)  # half-way through the decay
+    assert cosine(10 + 30) == pytest.approx(0.5 * (1 + math.cos(math.pi / 3)))
+    assert cosine(100) == pytest.approx(0.0, abs=1e-12) and cosine(500) == pytest.approx(0.0, abs=1e-12)
+    constant = lr_factor("constant", 0.2, 50)
+    assert constant(0) == pytest.approx(0.1) and constant(9) == pytest.approx(1.0) and constant(49) == 1.0
+    assert lr_factor("cosine", 0.0, 4)(0) == 1.0
+
+
+@pytest.mark.parametrize("bad", [{"lr_schedule": "linear"}, {"warmup": 1.0}, {"warmup": -0.1}])
+def test_training_config_refuses_bad_schedules(bad):
+    with pytest.raises(ValueError, match=r"lr_schedule|warmup"):
+        TrainingConfig(**bad)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
+    from recsys.dense import DenseConfig, DenseSequentialModel
+    from recsys.sequences import SequenceSplit
+
+    rng = np.random.default_rng(0)
+    train = [rng.integers(0, 30, 12) for _ in range(16)]
+    split = SequenceSplit(name="leave-one-out", user_ids=np.arange(16), train=train,
+                          valid_target=rng.integers(0, 30, 16), test_target=rng.integers(0, 30, 16),
+                          extra_train=[], skipped_users=0)
+    torch.manual_seed(0)
+    model = DenseSequentialModel(DenseConfig(d_model=8, n_layers=1, n_heads=1, max_len=6, num_items=30))
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = spy
+    try:
+        train_recommender(model, split, 30, TrainingConfig(lr=0.01, batch_size=8, max_epochs=3, val_every=1,
+                                                           patience=5, lr_schedule="cosine", warmup=0.25),
+                          output_dir=tmp_path, progress=False)
+    finally:
+        torch.optim.AdamW.step = original
+    steps = len(seen)  # 16 users x 2 windows of 6 + 1 items / batch 8 = 4 per epoch, 3 epochs
+    assert steps == 12
+    expected = [0.01 * lr_factor("cosine", 0.25, steps)(s) for s in range(steps)]
+    assert seen == pytest.approx(expected)
+    assert seen[0] < seen[2] and seen[-1] < 0.01 * 0.1
