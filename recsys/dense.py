@@ -44,11 +44,23 @@ class DenseSequentialModel(nn.Module, PyTorchModelHubMixin):
         x = self.item(items.clamp(min=0)) * self.config.d_model ** 0.5  # (B, L, D)
         return self.backbone(x, items < 0, users)
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
+             existing: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-softmax cross-entropy at every real position. `existing` (N,) bool: the movies that exist
+        at training time (the cold-start split's cold movies do not): the softmax runs over those only, so a
+        movie added later keeps its untrained vector instead of one trained as a permanent negative."""
         h = self.hidden(inputs, users)  # (B, L, D)
         keep = (inputs >= 0) & (targets >= 0)
-        # = F.cross_entropy(h[keep] @ item.weight.T, targets[keep]), without storing the (M, N) logits
-        return linear_cross_entropy(h[keep], self.item.weight, targets[keep])
+        weight, wanted = self.item.weight, targets[keep]
+        if existing is not None:
+            rows = existing.nonzero().squeeze(1)  # (N',)
+            position = torch.full_like(existing, -1, dtype=torch.long)
+            position[rows] = torch.arange(len(rows), device=rows.device)
+            weight, wanted = weight[rows], position[wanted]
+            if (wanted < 0).any():
+                raise ValueError("a training target is not among the existing movies")
+        # = F.cross_entropy(h[keep] @ weight.T, wanted), without storing the (M, N) logits
+        return linear_cross_entropy(h[keep], weight, wanted)
 
     @torch.no_grad()
     def user_vectors(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:

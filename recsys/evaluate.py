@@ -32,7 +32,7 @@ TOP_K = 20
 KS = (5, 10, 20)
 PREDICTION_COLUMNS = ["user_id", "rank", "movie_id", "score"]
 TARGET_COLUMNS = ["user_id", "movie_id"]
-HEADER_KEYS = ("dataset", "split", "num_users", "models", "paired")
+HEADER_KEYS = ("dataset", "split", "num_users", "models", "paired", "slices")
 PAIRED_METRIC, PAIRED_K = "ndcg@10", 10
 REFERENCE_MODEL = "sid-generative"  # the model every other one is compared with, pair by pair
 
@@ -125,10 +125,11 @@ def paired_tests(per_user: pd.DataFrame, reference: str = REFERENCE_MODEL) -> li
 
 def write_evaluation(
     run_dir: Path, *, dataset: str, split: str, predictions: dict[str, pd.DataFrame],
-    targets: pd.DataFrame, extra: dict[str, Any],
+    targets: pd.DataFrame, extra: dict[str, Any], slices: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write predictions/<model>.parquet, test_targets.parquet, per_user.parquet and metrics.json (last);
-    return the metrics.
+    return the metrics. `slices` names subsets of the target users (user ids, e.g. those whose target is
+    a cold movie): metrics.json then also holds every model's metrics on each slice.
 
     Metrics are computed (before anything is written, so a bad table writes nothing) from the frames cast
     to the stored dtypes; parquet stores int32/int16/float32 exactly, so a recomputation from the files
@@ -152,12 +153,22 @@ def write_evaluation(
     per_user = pd.DataFrame({model: per_user_ndcg(frame, targets) for model, frame in frames.items()})
     metrics = {"dataset": dataset, "split": split, "num_users": len(targets), "models": models,
                "paired": paired_tests(per_user), **extra}
+    if slices:
+        metrics["slices"] = {name: slice_metrics(frames, targets, users) for name, users in slices.items()}
     for model, frame in frames.items():
         write_parquet(frame, run_dir / "predictions" / f"{model}.parquet")
     write_parquet(targets.reset_index(drop=True), run_dir / "test_targets.parquet")
     write_parquet(per_user.reset_index().astype({"user_id": np.int32}), run_dir / "per_user.parquet")
     write_json(metrics, run_dir / "metrics.json")
     return metrics
+
+
+def slice_metrics(frames: dict[str, pd.DataFrame], targets: pd.DataFrame, users: np.ndarray) -> dict[str, Any]:
+    """Every model's metrics over the target users in `users` (and how many they are)."""
+    chosen = targets[targets["user_id"].isin(users)]
+    if chosen.empty:
+        return {"num_users": 0, "models": {}}
+    return {"num_users": len(chosen), "models": {m: metrics_from_files(f, chosen) for m, f in frames.items()}}
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:

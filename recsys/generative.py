@@ -118,8 +118,12 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         x = self.embed_items(items)
         return self.backbone(x, items < 0, users)
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Next-SID cross-entropy at every position with a real input and a real target."""
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
+             existing: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-SID cross-entropy at every position with a real input and a real target.
+
+        `existing` (the movies that exist at training time) changes nothing here: each level's softmax
+        runs over its codebook, whose codes movies added later share with the existing ones."""
         h = self.hidden(inputs, users)  # (B, L, D)
         keep = (inputs >= 0) & (targets >= 0)
         return self.head.teacher_forced_loss(h[keep], self.item_sids[targets[keep]])

@@ -135,8 +135,11 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
         log.info("%s: done in %.1f s", name, seconds[name])
     extra = {"location": dataset.location, "seed": cfg.training.seed, "seconds": seconds,
              "valid_recommendations": valid, "config": config_dict(cfg)}
+    cold = split.cold_target()
+    slices = {"cold target": split.user_ids[cold], "warm target": split.user_ids[~cold]} if split.cold_items.size \
+        else None
     return write_evaluation(run_dir, dataset=dataset.name, split=split.name, predictions=predictions,
-                            targets=targets_frame(split, catalogue, "test"), extra=extra)
+                            targets=targets_frame(split, catalogue, "test"), extra=extra, slices=slices)
 
 
 def config_dict(cfg: RecommenderConfig) -> dict:

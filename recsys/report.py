@@ -36,7 +36,8 @@ def results_table(metrics: dict) -> pd.DataFrame:
     ours = pd.DataFrame.from_dict(metrics["models"], orient="index")[METRIC_ORDER].round(4)
     ours.insert(0, "source", "this run")
     rows = [ours]
-    published = PUBLISHED.get(metrics["dataset"], {})
+    # the anchors were measured under leave-one-out: no other split is comparable with them
+    published = PUBLISHED.get(metrics["dataset"], {}) if metrics.get("split", "leave-one-out") == "leave-one-out" else {}
     if published:
         anchors = pd.DataFrame({"source": "published", "recall@10": [r for r, _ in published.values()],
                                 "ndcg@10": [n for _, n in published.values()]}, index=list(published))
@@ -44,6 +45,20 @@ def results_table(metrics: dict) -> pd.DataFrame:
     table = pd.concat(rows).sort_values("ndcg@10", ascending=False)
     table.index.name = "model"
     return table
+
+
+def slices_section(metrics: dict) -> str:
+    """Every model on each slice of the users (the cold-start split's cold and warm test targets)."""
+    parts = []
+    for name, part in (metrics.get("slices") or {}).items():
+        if not part["models"]:
+            parts.append(f"**{name}**: no users.")
+            continue
+        table = pd.DataFrame.from_dict(part["models"], orient="index")[METRIC_ORDER].round(4)
+        table = table.sort_values("ndcg@10", ascending=False)
+        table.index.name = "model"
+        parts += [f"**{name}** ({part['num_users']} users):", to_markdown(table)]
+    return "\n\n".join(["## Slices", *parts]) if parts else ""
 
 
 def cell(value: object) -> str:
@@ -145,6 +160,7 @@ def build_report(run_dir: Path) -> str:
         "other code on the same protocol (leave-one-out, full ranking), from the generative-recommenders "
         "README; not re-run here.",
         gap_sentence(metrics), paired_lines(metrics), image(drawn["metrics"], run_dir, "Recall@K and NDCG@K per model"),
+        slices_section(metrics),
         "## Semantic IDs", to_markdown(sid_summary(quality)),
         image(drawn["codebook"], run_dir, "codebook usage per level"),
         image(drawn["tree"], run_dir, "movies per SID prefix"),

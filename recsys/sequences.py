@@ -11,6 +11,12 @@ Items are numbered 0..N-1 in the order of the movies table ("item index"); `Cata
 
 Splits (every user needs >= 3 ratings; users with fewer are skipped and counted):
 - leave-one-out: last item -> test, second-to-last -> validation, the rest -> training.
+- cold-start: a seeded random tenth of the catalogue is "cold": those movies are removed from every
+  user's sequence except where one is the user's last rating. Then leave-one-out on what remains: the
+  test target is the last rating (cold or not), validation and training hold warm movies only, so no
+  model ever trains on, or reads in a history, a cold movie. Users with a cold test target are the cold
+  slice of the evaluation (`SequenceSplit.cold_items`); a cold movie can be recommended only by a model
+  that scores movies from content (their SIDs and text embeddings come from text alone).
 - temporal: a global cut time (the `quantile` of all timestamps). Training = everything before the cut.
   Test users are those with >= 2 ratings before and >= 1 after: test target = their first rating after
   the cut, test input = all their ratings before it; validation target = their last rating before the
@@ -24,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SPLITS = ("leave-one-out", "temporal")
+SPLITS = ("leave-one-out", "temporal", "cold-start")
+COLD_FRACTION, COLD_SEED = 0.1, 0  # the cold-start split's share of cold movies, and the seed that draws them
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,11 @@ class SequenceSplit:
     extra_train: list[np.ndarray]
     skipped_users: int
     extra_train_users: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # owners of extra_train
+    cold_items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # cold-start split's cold movies
+
+    def cold_target(self) -> np.ndarray:
+        """(U,) True where the user's test target is a cold movie (all False outside the cold-start split)."""
+        return np.isin(self.test_target, self.cold_items)
 
     def valid_inputs(self, u: int) -> np.ndarray:
         return self.train[u]
@@ -90,16 +102,34 @@ def _per_user(frame: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
     return users, np.split(frame["item"].to_numpy(), starts[1:])
 
 
-def leave_one_out(ratings: pd.DataFrame, catalogue: Catalogue) -> SequenceSplit:
-    users, sequences = _per_user(chronological(ratings, catalogue))
+def leave_one_out_sequences(users: np.ndarray, sequences: list[np.ndarray]) -> dict:
+    """SequenceSplit fields of a leave-one-out split of per-user chronological sequences."""
     keep = np.array([len(s) >= 3 for s in sequences], dtype=bool)
     kept = [s for s, k in zip(sequences, keep, strict=True) if k]
-    return SequenceSplit(
+    return dict(
         name="leave-one-out", user_ids=users[keep], train=[s[:-2] for s in kept],
         valid_target=np.array([s[-2] for s in kept], dtype=np.int64),
         test_target=np.array([s[-1] for s in kept], dtype=np.int64),
         extra_train=[], skipped_users=int((~keep).sum()),
     )
+
+
+def leave_one_out(ratings: pd.DataFrame, catalogue: Catalogue) -> SequenceSplit:
+    return SequenceSplit(**leave_one_out_sequences(*_per_user(chronological(ratings, catalogue))))
+
+
+def cold_start(ratings: pd.DataFrame, catalogue: Catalogue, fraction: float = COLD_FRACTION,
+               seed: int = COLD_SEED) -> SequenceSplit:
+    if not 0 < fraction < 1:
+        raise ValueError(f"cold-start fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(catalogue.size, max(1, round(fraction * catalogue.size)), replace=False))
+    users, sequences = _per_user(chronological(ratings, catalogue))
+    is_cold = np.zeros(catalogue.size, dtype=bool)
+    is_cold[cold] = True
+    kept = [np.append(s[:-1][~is_cold[s[:-1]]], s[-1]) for s in sequences]  # cold only as the last rating
+    loo = leave_one_out_sequences(users, kept)
+    return SequenceSplit(**{**loo, "name": "cold-start", "cold_items": cold.astype(np.int64)})
 
 
 def temporal(ratings: pd.DataFrame, catalogue: Catalogue, quantile: float = 0.9) -> SequenceSplit:
@@ -128,4 +158,6 @@ def make_split(name: str, ratings: pd.DataFrame, catalogue: Catalogue) -> Sequen
         return leave_one_out(ratings, catalogue)
     if name == "temporal":
         return temporal(ratings, catalogue)
+    if name == "cold-start":
+        return cold_start(ratings, catalogue)
     raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")

@@ -82,10 +82,17 @@ class RecommenderModule(L.LightningModule):
         self.model, self.split, self.num_items, self.training_config = model, split, num_items, training
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
         self._diagnostics: dict[str, list[torch.Tensor]] = {}
+        # The cold-start split's cold movies do not exist while the models train (recsys.sequences)
+        cold = split.cold_items if split is not None else np.empty(0, np.int64)
+        self.existing = None
+        if len(cold):
+            self.existing = torch.ones(num_items, dtype=torch.bool)
+            self.existing[torch.as_tensor(cold)] = False
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets, users = batch  # (B, L), (B, L), (B,); PAD targets are not scored
-        loss = self.model.loss(inputs, targets, users)
+        existing = None if self.existing is None else self.existing.to(inputs.device)
+        loss = self.model.loss(inputs, targets, users, existing)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
