@@ -37,7 +37,8 @@ def results_table(metrics: dict) -> pd.DataFrame:
     ours.insert(0, "source", "this run")
     rows = [ours]
     # the anchors were measured under leave-one-out: no other split is comparable with them
-    published = PUBLISHED.get(metrics["dataset"], {}) if metrics.get("split", "leave-one-out") == "leave-one-out" else {}
+    comparable = metrics.get("split", "leave-one-out") == "leave-one-out"
+    published = PUBLISHED.get(metrics["dataset"], {}) if comparable else {}
     if published:
         anchors = pd.DataFrame({"source": "published", "recall@10": [r for r, _ in published.values()],
                                 "ndcg@10": [n for _, n in published.values()]}, index=list(published))
