@@ -98,10 +98,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.evaluate import metrics_table
     from recsys.recommenders import recommender_config, run_recommenders
 
-    dataset = movielens.load_movielens(args.dataset)
     overrides = parse_overrides(args.set)
     cfg = recommender_config(overrides, split=args.split, **({"models": args.models} if args.models else {}))
     cfg.training.seed, cfg.training.trainer = args.seed, trainer_flags(args)
+    dataset = movielens.load_movielens(args.dataset)
     if args.seeds:
         from recsys.multiseed import evaluate_seeds
 

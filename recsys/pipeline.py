@@ -83,15 +83,16 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     if options.enrichment:
         dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
+    # every recommender setting is checked before the first stage starts
+    top = {"split": options.split, **({"models": options.models} if options.models else {})}
+    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
+    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
                            encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
     stages.update(quality["seconds"] or {"Semantic IDs (finished before, skipped)": 0.0})
-    top = {"split": options.split, **({"models": options.models} if options.models else {})}
-    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
-    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
     metrics = run_recommenders(dataset, run_dir, cfg, force=options.force, resume=options.resume)
     stages.update({f"{name} (train + test)": s for name, s in metrics["seconds"].items()})
     timings = {"command": options.command, "preset": options.preset, "dataset": dataset.name,

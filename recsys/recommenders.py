@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from recsys.sequences import Catalogue, SequenceSplit, make_split
 from recsys.stages import Stage, fingerprint, table_digest
 from recsys.training import TrainingConfig
 from rqsid.io import atomic_path, write_parquet
+from rqsid.settings import route
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +151,15 @@ def config_dict(cfg: RecommenderConfig) -> dict:
 
 
 def recommender_config(overrides: dict, **base: object) -> RecommenderConfig:
-    """A RecommenderConfig from flat `key=value` overrides, routed to the backbone or training config."""
-    backbone_keys = {f.name for f in fields(BackboneConfig)}
-    training_keys = {f.name for f in fields(TrainingConfig)}
-    top_keys = {f.name for f in fields(RecommenderConfig)} - {"backbone", "training"}
-    unknown = set(overrides) - backbone_keys - training_keys - top_keys
-    if unknown:
-        raise ValueError(f"unknown recommender setting(s) {sorted(unknown)}")
-    pick = lambda keys: {k: v for k, v in overrides.items() if k in keys}  # noqa: E731
-    top = {**base, **pick(top_keys)}
+    """A RecommenderConfig from flat `key=value` overrides, each checked against its field's type and
+    routed to the backbone, the training or the top-level config (`rqsid.settings.route`)."""
+    nested = {"backbone", "training"} & set(overrides)
+    if nested:
+        raise ValueError(f"set the fields of {sorted(nested)} one by one (e.g. lr=0.002), not as a whole")
+    routed = route(overrides, {"backbone": BackboneConfig, "training": TrainingConfig, "top": RecommenderConfig},
+                   what="recommender setting")
+    top = {**base, **routed["top"]}
     if "models" in top:
         top["models"] = tuple(top["models"])
-    return RecommenderConfig(backbone=BackboneConfig(**pick(backbone_keys)),
-                             training=TrainingConfig(**pick(training_keys)), **top)
+    return RecommenderConfig(backbone=BackboneConfig(**routed["backbone"]),
+                             training=TrainingConfig(**routed["training"]), **top)

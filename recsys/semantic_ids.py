@@ -29,11 +29,12 @@ from recsys.text import movie_texts
 from rqsid.assign import assign_semantic_ids, sid_strings
 from rqsid.embed import DEFAULT_MODEL, encode_with_cache
 from rqsid.io import atomic_path, write_json, write_parquet
-from rqsid.lightning import train_rqvae
-from rqsid.model import RQVAE
+from rqsid.lightning import RQVAETrainingConfig, train_rqvae
+from rqsid.model import RQVAE, RQVAEConfig
 from rqsid.presets import get_preset
 from rqsid.quality import sid_quality_report
 from rqsid.rqkmeans import fit_rq_kmeans
+from rqsid.settings import route
 
 log = logging.getLogger(__name__)
 SID_OUTPUTS = ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet", "sid_quality.json",
@@ -56,6 +57,9 @@ class SidConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # every RQ-VAE setting is type-checked here, before the texts are encoded
+        route({k: v for k, v in self.overrides.items() if k != "sid_method"},
+              {"model": RQVAEConfig, "training": RQVAETrainingConfig}, what="RQ-VAE setting")
         if not isinstance(self.collaborative_dims, int) or self.collaborative_dims < 0:
             raise ValueError(f"collaborative_dims must be a non-negative integer, got {self.collaborative_dims!r}")
 

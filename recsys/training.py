@@ -49,6 +49,9 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig: every size and rate must be positive: {self}")
         if self.sampling not in SAMPLING:
             raise ValueError(f"TrainingConfig.sampling must be one of {SAMPLING}, got {self.sampling!r}")
+        if self.val_every > self.max_epochs:
+            raise ValueError(f"val_every ({self.val_every}) exceeds max_epochs ({self.max_epochs}): no validation "
+                             f"would choose the checkpoint; set val_every <= max_epochs")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"TrainingConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup < 1:

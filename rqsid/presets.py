@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from rqsid.model import RQVAEConfig, default_codebook_size
+from rqsid.settings import route
 
 if TYPE_CHECKING:  # importing rqsid.lightning imports Lightning: only when a preset is built
     from rqsid.lightning import RQVAETrainingConfig
@@ -64,10 +65,11 @@ def get_preset(name: str, num_items: int, input_dim: int, **overrides: object) -
     if name not in PRESETS:
         raise ValueError(f"unknown RQ-VAE preset {name!r}; choose one of {sorted(PRESETS)}")
     preset = PRESETS[name](num_items, input_dim)
-    model_fields, training_fields = set(vars(preset.model)), set(vars(preset.training))
-    unknown = set(overrides) - model_fields - training_fields - {"sid_method"}
-    if unknown:
-        raise ValueError(f"unknown RQ-VAE setting(s) {sorted(unknown)} for preset {name!r}")
-    model = replace(preset.model, **{k: v for k, v in overrides.items() if k in model_fields})
-    training = replace(preset.training, **{k: v for k, v in overrides.items() if k in training_fields})
-    return Preset(model, training, str(overrides.get("sid_method", preset.sid_method)), preset.fit)
+    overrides = dict(overrides)
+    sid_method = overrides.pop("sid_method", preset.sid_method)
+    if not isinstance(sid_method, str):
+        raise ValueError(f"setting sid_method must be a word, got {sid_method!r}")
+    routed = route(overrides, {"model": type(preset.model), "training": type(preset.training)},
+                   what=f"RQ-VAE setting for preset {name!r}")
+    return Preset(replace(preset.model, **routed["model"]), replace(preset.training, **routed["training"]),
+                  sid_method, preset.fit)
