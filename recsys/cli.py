@@ -24,6 +24,7 @@ from pathlib import Path
 from recsys import movielens
 
 EXIT_USAGE = 2
+EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 
 
 def parse_value(text: str) -> object:
@@ -292,11 +293,17 @@ def main(argv: list[str] | None = None) -> int:
             logger.removeHandler(old)
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from rqsid.errors import TrainingInterrupted
+
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"sidrec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingInterrupted as error:
+        print(f"sidrec: stopped: {error}; the unfinished stage kept nothing under a final name "
+              f"(--resume continues it)", file=sys.stderr)
+        return EXIT_SIGTERM
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, TensorDataset
 
+from rqsid.errors import TrainingInterrupted
 from rqsid.model import RQVAE, RQVAEConfig
 
 log = logging.getLogger(__name__)
@@ -188,7 +190,10 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
         enable_progress_bar=progress, enable_model_summary=False,
         **{"accelerator": "cpu", "devices": 1, "deterministic": deterministic, **trainer_kwargs, **trainer_flags},
     )
-    trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.exists() else None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.exists() else None)
+    except SIGTERMException as err:  # a SystemExit with status 0 to Lightning: a scheduler would see success
+        raise TrainingInterrupted(f"received SIGTERM while training into {output_dir}") from err
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
     return trainer, float(checkpoint.best_model_score)

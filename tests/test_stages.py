@@ -80,3 +80,27 @@ def test_resuming_from_a_damaged_checkpoint_is_a_clear_error(tiny_run, tmp_path,
     assert main([*run_args(tiny_run, run), "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"{last}: damaged checkpoint" in err and "Traceback" not in err
+
+
+def test_sigterm_during_training_exits_143_with_one_line_and_keeps_nothing_final(tiny_run, tmp_path):
+    """A scheduler's SIGTERM must not look like success (Lightning turns it into a status-0 SystemExit)."""
+    run = tmp_path / "run"
+    argv = [*run_args(tiny_run, run), "--set", "max_epochs=200", "--set", "patience=200", "--set", "val_every=1"]
+    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    log = run / "train" / "sid-generative" / "logs" / "metrics.csv"  # sid-generative trains first here
+    deadline = time.time() + 300
+    def epochs_logged() -> int:
+        return len(log.read_text().splitlines()) - 1 if log.exists() else 0
+
+    while process.poll() is None and time.time() < deadline and epochs_logged() < 2:
+        time.sleep(0.05)  # two epochs logged: training is under way
+    if process.poll() is not None:
+        pytest.fail("the run ended before its training could be interrupted")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    lines = [line for line in err.splitlines() if line.startswith("sidrec:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and "Traceback" not in err
+    assert not (run / "models" / "sid-generative").exists() and not (run / "metrics.json").exists()
+    readable_artifacts(run)

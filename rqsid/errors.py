@@ -1,0 +1,5 @@
+"""Exceptions a caller may want to tell apart, importable without Lightning or torch."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """A training stopped by a signal (SIGTERM from a scheduler): its last checkpoint stays for resume=True."""
