@@ -5,6 +5,7 @@ Kept apart from `rqsid.model` so that loading a trained quantiser never imports 
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -162,6 +163,25 @@ def check_checkpoint(path: Path) -> None:
                          f"--resume to train from the start") from err
 
 
+def keep_log_until(logger: CSVLogger, epoch: int) -> None:
+    """On resume: keep metrics.csv's rows up to `epoch` (the checkpoint's), which Lightning's CSV writer
+    would otherwise delete when it starts, so that the log of a resumed fit holds every epoch once."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    rows, keys = [], []
+    if path.exists():
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            keys = list(reader.fieldnames or [])
+            rows = [row for row in reader if row.get("epoch") not in (None, "") and int(row["epoch"]) <= epoch]
+    writer = logger.experiment  # creating the writer deletes the old file
+    if rows:
+        with path.open("w", newline="") as file:
+            out = csv.DictWriter(file, fieldnames=sorted(keys))  # the order Lightning writes
+            out.writeheader()
+            out.writerows(rows)
+        writer.metrics_keys = sorted(keys)
+
+
 def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_dir: Path, monitor: str,
              mode: str, max_epochs: int, patience: int, progress: bool, trainer_flags: dict[str, Any],
              resume: bool = False, **trainer_kwargs: Any) -> tuple[L.Trainer, float]:
@@ -181,12 +201,19 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
     # Bit-exact on CPU; some CUDA kernels (e.g. attention backward) have no deterministic version: warn there.
     deterministic = True if trainer_flags.get("accelerator", "cpu") == "cpu" else "warn"
     checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=monitor, mode=mode,
-                                 save_last=True, filename="best")
+                                 filename="best")
+    # last.ckpt after every epoch (Lightning's save_last writes it only with a new best), so a resumed fit
+    # loses at most one epoch
+    every_epoch = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", filename="last", monitor=None,
+                                  save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
+                                  enable_version_counter=False)
+    csv_log = CSVLogger(output_dir, name="logs", version="")
+    if resume and last.exists():
+        keep_log_until(csv_log, int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]))
     trainer = L.Trainer(
         max_epochs=max_epochs,
-        callbacks=[EarlyStopping(monitor, patience=patience, mode=mode), checkpoint],
-        logger=[CSVLogger(output_dir, name="logs", version=""),
-                TensorBoardLogger(output_dir, name="tensorboard", version="")],
+        callbacks=[EarlyStopping(monitor, patience=patience, mode=mode), checkpoint, every_epoch],
+        logger=[csv_log, TensorBoardLogger(output_dir, name="tensorboard", version="")],
         enable_progress_bar=progress, enable_model_summary=False,
         **{"accelerator": "cpu", "devices": 1, "deterministic": deterministic, **trainer_kwargs, **trainer_flags},
     )

@@ -1,4 +1,4 @@
-"""The learning-rate schedule option: warmup, then constant or cosine decay, stepped per optimiser step."""
+"""Training: the learning-rate schedule (warmup, then constant or cosine), and resuming from the last epoch."""
 
 import math
 
@@ -58,3 +58,34 @@ def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
     expected = [0.01 * lr_factor("cosine", 0.25, steps)(s) for s in range(steps)]
     assert seen == pytest.approx(expected)
     assert seen[0] < seen[2] and seen[-1] < 0.01 * 0.1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_resume_continues_from_the_last_epoch_and_keeps_the_whole_log(tmp_path):
+    """last.ckpt is written after every epoch (not only with a new best), and a resumed fit's metrics.csv
+    holds every epoch once (issue 14, defect 3)."""
+    import pandas as pd
+
+    from recsys.dense import DenseConfig, DenseSequentialModel
+    from recsys.sequences import SequenceSplit
+
+    rng = np.random.default_rng(0)
+    train = [rng.integers(0, 30, 12) for _ in range(16)]
+    split = SequenceSplit(name="leave-one-out", user_ids=np.arange(16), train=train,
+                          valid_target=rng.integers(0, 30, 16), test_target=rng.integers(0, 30, 16),
+                          extra_train=[], skipped_users=0)
+
+    def fit(epochs: int, resume: bool) -> None:
+        torch.manual_seed(0)
+        model = DenseSequentialModel(DenseConfig(d_model=8, n_layers=1, n_heads=1, max_len=6, num_items=30))
+        train_recommender(model, split, 30, TrainingConfig(batch_size=8, max_epochs=epochs, val_every=2, patience=9),
+                          output_dir=tmp_path, progress=False, resume=resume)
+
+    fit(3, resume=False)  # as if stopped after epoch index 2; validation ran at epoch index 1 only
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2
+    fit(6, resume=True)
+    log = pd.read_csv(tmp_path / "logs" / "metrics.csv")
+    trained = log.dropna(subset=["train/loss"])
+    assert trained["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert log.dropna(subset=["val/ndcg@10"])["epoch"].tolist() == [1, 3, 5]
