@@ -88,6 +88,8 @@ class RQVAEModule(L.LightningModule):
         self._reseed_generator = torch.Generator().manual_seed(training.seed)
 
     def on_fit_start(self) -> None:
+        if self.trainer.ckpt_path:  # resumed: the checkpoint's standardiser and codebooks were just restored
+            return
         train = self.trainer.datamodule.train_embeddings.to(self.device)
         self.model.fit_standardizer(train)
         if self.training_config.kmeans_init:

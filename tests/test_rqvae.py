@@ -126,3 +126,32 @@ def test_presets_and_overrides():
         get_preset("tiger", 10, 768, codebook_sise=3)
     with pytest.raises(ValueError, match="unknown RQ-VAE preset"):
         get_preset("nope", 10, 768)
+
+
+def test_a_resumed_rqvae_keeps_its_restored_codebooks(tmp_path, clustered_embeddings, monkeypatch):
+    """The standardiser and the k-means initialisation run on a fresh start only: on resume they would
+    throw the checkpoint's codebooks away (issue 14, defect 4). The resumed training starts from exactly
+    the checkpoint's weights; it is not bit-identical to an uninterrupted one, since the shuffling
+    generator restarts."""
+    from rqsid.lightning import RQVAEModule
+    from rqsid.quantizer import ResidualQuantizer
+
+    x, _ = clustered_embeddings
+    config, first = RQVAEConfig(**TINY), RQVAETrainingConfig(max_epochs=2, patience=5, reseed_every=0, seed=0)
+    train_rqvae(x, config, first, output_dir=tmp_path, progress=False)
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    started, inits = {}, []
+    original = RQVAEModule.on_train_epoch_start if hasattr(RQVAEModule, "on_train_epoch_start") else None
+
+    def record(self):
+        started.setdefault("weights", {k: v.clone() for k, v in self.state_dict().items()})
+        if original:
+            original(self)
+
+    monkeypatch.setattr(RQVAEModule, "on_train_epoch_start", record)
+    monkeypatch.setattr(ResidualQuantizer, "kmeans_init", lambda *a, **k: inits.append(1))
+    more = RQVAETrainingConfig(max_epochs=4, patience=5, reseed_every=0, seed=0)
+    train_rqvae(x, config, more, output_dir=tmp_path, progress=False, resume=True)
+    assert not inits
+    for name, value in saved.items():
+        torch.testing.assert_close(started["weights"][name], value, rtol=0, atol=0)
