@@ -20,7 +20,7 @@ from torch import nn
 from recsys.data import SAMPLING, SequenceDataModule, exclusion_mask, left_pad, stage_histories
 from recsys.metrics import ndcg_at_k, recall_at_k
 from recsys.sequences import SequenceSplit
-from rqsid.lightning import fit_best
+from rqsid.lightning import check_finite, fit_best
 
 log = logging.getLogger(__name__)
 MONITOR = "val/ndcg@10"
@@ -96,6 +96,7 @@ class RecommenderModule(L.LightningModule):
         inputs, targets, users = batch  # (B, L), (B, L), (B,); PAD targets are not scored
         existing = None if self.existing is None else self.existing.to(inputs.device)
         loss = self.model.loss(inputs, targets, users, existing)
+        check_finite(loss, self)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -79,6 +79,14 @@ class EmbeddingDataModule(L.LightningDataModule):
         return DataLoader(TensorDataset(self.embeddings[self.val_rows]), batch_size=self.batch_size)
 
 
+def check_finite(loss: torch.Tensor, module: L.LightningModule) -> None:
+    """Stop a training whose loss is NaN or infinite (e.g. lr=1e9), with the step it happened at, before any
+    checkpoint or model is written from the broken weights."""
+    if not torch.isfinite(loss):
+        raise ValueError(f"{type(module).__name__}: the training loss became {float(loss.detach())} at epoch "
+                         f"{module.current_epoch}, step {module.global_step}; lower lr or check the inputs")
+
+
 class RQVAEModule(L.LightningModule):
     def __init__(self, config: RQVAEConfig, training: RQVAETrainingConfig) -> None:
         super().__init__()
@@ -97,12 +105,14 @@ class RQVAEModule(L.LightningModule):
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.model(batch[0])
+        check_finite(out.loss, self)
         self.log_dict({"train/loss": out.loss, "train/reconstruction": out.reconstruction_loss,
                        "train/quantization": out.quantization_loss}, on_epoch=True, on_step=False)
         return out.loss
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         out = self.model(batch[0])
+        check_finite(out.loss, self)
         cosine = torch.nn.functional.cosine_similarity(out.reconstruction, batch[0]).mean()
         self.log_dict({"val/loss": out.loss, "val/reconstruction": out.reconstruction_loss,
                        "val/quantization": out.quantization_loss, "val/cosine": cosine}, prog_bar=True,

@@ -104,3 +104,16 @@ def test_sigterm_during_training_exits_143_with_one_line_and_keeps_nothing_final
     assert len(lines) == 1 and "SIGTERM" in lines[0] and "Traceback" not in err
     assert not (run / "models" / "sid-generative").exists() and not (run / "metrics.json").exists()
     readable_artifacts(run)
+
+
+def test_a_diverging_training_stops_with_a_clear_error_and_keeps_the_good_model(tiny_run, tmp_path, capsys):
+    """A huge learning rate drives the loss to NaN/inf: the training stops at that step with one line, and
+    the finished run's model and metrics stay as they were (issue 14, defect 8)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    weights = run / "models" / "sid-generative" / "model.safetensors"
+    before, metrics = weights.read_bytes(), (run / "metrics.json").read_text()
+    assert main([*run_args(tiny_run, run), "--set", "lr=1e30"]) == 2
+    err = capsys.readouterr().err
+    assert "the training loss became" in err and "lower lr" in err
+    assert weights.read_bytes() == before and (run / "metrics.json").read_text() == metrics
