@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from recsys import movielens
+from recsys.stages import run_lock
 
 EXIT_USAGE = 2
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
@@ -77,7 +78,8 @@ def cmd_sids(args: argparse.Namespace) -> int:
     cfg = SidConfig(preset=args.preset, encoder=args.encoder, seed=args.seed, compare_seed=args.compare_seed,
                     encode_devices=tuple(args.encode_devices),
                     overrides=parse_overrides(args.set), trainer=trainer_flags(args))
-    quality = build_semantic_ids(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
+    with run_lock(Path(args.run)):
+        quality = build_semantic_ids(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(quality_table(quality).to_string())
     print(f"\nSIDs: {Path(args.run) / 'sids.parquet'}; report: {Path(args.run) / 'sid_quality.json'}")
     return 0
@@ -106,11 +108,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.seeds:
         from recsys.multiseed import evaluate_seeds
 
-        metrics = evaluate_seeds(dataset, Path(args.run), cfg, list(dict.fromkeys(args.seeds)), force=args.force,
-                                 resume=args.resume)
+        with run_lock(Path(args.run)):
+            metrics = evaluate_seeds(dataset, Path(args.run), cfg, list(dict.fromkeys(args.seeds)),
+                                     force=args.force, resume=args.resume)
         print_seed_summary(metrics, Path(args.run))
         return 0
-    metrics = run_recommenders(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
+    with run_lock(Path(args.run)):
+        metrics = run_recommenders(dataset, Path(args.run), cfg, force=args.force, resume=args.resume)
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())
     print(f"\nmetrics: {Path(args.run) / 'metrics.json'}; predictions: {Path(args.run) / 'predictions'}/")
@@ -132,7 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if options.seeds:
         print_seed_summary(run_seeds(Path(args.run), options), Path(args.run))
         return 0
-    timings = run_pipeline(Path(args.run), options)
+    with run_lock(Path(args.run)):
+        timings = run_pipeline(Path(args.run), options)
     metrics = json.loads((Path(args.run) / "metrics.json").read_text())
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())

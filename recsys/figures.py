@@ -3,6 +3,7 @@
     codebook_usage.png    items per code at every SID level (sorted), against the codebook size
     prefix_tree.png       how many movies share each SID prefix, at depths 1 .. T-1
     training_curves.png   RQ-VAE losses and each recommender's train loss / validation NDCG@10 per epoch
+    level_curves.png      validation NLL of the held-out movie, per SID level, and token / prefix accuracy
     metrics.png           Recall@K and NDCG@K of every model, one panel per K
 
 Each function takes the run directory and returns the PNG's path (None when the run lacks the input).
@@ -12,6 +13,7 @@ and never changes the backend of a notebook that imports this module.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from matplotlib.figure import Figure
 from rqsid.io import atomic_write
 
 FIGURES = "figures"
+log = logging.getLogger(__name__)
 
 
 def _save(fig: Figure, run_dir: Path, name: str) -> Path:
@@ -68,11 +71,24 @@ def prefix_tree(run_dir: Path) -> Path:
     return _save(fig, run_dir, "prefix_tree.png")
 
 
+def read_log(path: Path) -> pd.DataFrame:
+    """A Lightning metrics.csv; a damaged one (e.g. two processes wrote it at once) is reported and read as
+    empty, so the rest of the report is still made."""
+    try:
+        frame = pd.read_csv(path)
+        if "epoch" not in frame:
+            raise ValueError("no epoch column")
+        return frame
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        log.warning("%s: unreadable training log (%s); its curves are left out of the figures", path, err)
+        return pd.DataFrame({"epoch": []})
+
+
 def _epoch_series(path: Path, column: str) -> pd.Series:
-    log = pd.read_csv(path)
-    if column not in log:
+    frame = read_log(path)
+    if column not in frame:
         return pd.Series(dtype=float)
-    return log.dropna(subset=[column]).groupby("epoch")[column].last()
+    return frame.dropna(subset=[column]).groupby("epoch")[column].last()
 
 
 def training_curves(run_dir: Path) -> Path | None:
@@ -104,7 +120,7 @@ def level_curves(run_dir: Path) -> Path | None:
     logged them, and for models with SID levels each level's teacher-forced NLL and token accuracy beside
     greedy decoding's prefix accuracy (`diagnostics` of the networks, logged by `recsys.training`)."""
     run_dir = Path(run_dir)
-    logs = {p.parent.parent.name: pd.read_csv(p) for p in sorted((run_dir / "train").glob("*/logs/metrics.csv"))} \
+    logs = {p.parent.parent.name: read_log(p) for p in sorted((run_dir / "train").glob("*/logs/metrics.csv"))} \
         if (run_dir / "train").exists() else {}
     logs = {name: log for name, log in logs.items() if "val/nll" in log}
     if not logs:

@@ -21,6 +21,7 @@ from recsys.presets import get_run_preset
 from recsys.recommenders import recommender_config, run_recommenders
 from recsys.report import write_report
 from recsys.semantic_ids import SidConfig, build_semantic_ids
+from recsys.stages import run_lock
 from rqsid.embed import DEFAULT_MODEL
 from rqsid.io import write_json
 
@@ -67,9 +68,12 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
     run_dir = Path(run_dir)
     seeds = list(dict.fromkeys(options.seeds))
     refuse_mixing(run_dir)
+    # one lock per seed folder, so that seeds may run in parallel processes; the summary holds the run folder
     for seed in seeds:
-        run_pipeline(seed_dir(run_dir, seed), replace(options, seed=seed, seeds=()))
-    return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
+        with run_lock(seed_dir(run_dir, seed)):
+            run_pipeline(seed_dir(run_dir, seed), replace(options, seed=seed, seeds=()))
+    with run_lock(run_dir):
+        return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
 
 
 def run_pipeline(run_dir: Path, options: RunOptions) -> dict:

@@ -11,10 +11,14 @@ from its last Lightning checkpoint only if that key is the current one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,37 @@ import pandas as pd
 from rqsid.io import file_digest, process_rank, write_json
 
 log = logging.getLogger(__name__)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for this process: a second sidrec writing into it exits with a clear error naming the
+    holder's pid, instead of interleaving two trainings' logs and checkpoints. The lock (flock on
+    run_dir/.lock) goes with the process, however it ends. Under DDP only rank 0 takes it."""
+    if process_rank() != 0:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ValueError(f"{run_dir} is in use by another sidrec process (pid {holder}); wait for it to "
+                             f"finish or choose another --run") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fingerprint(path: Path, digest: bool = True) -> list:

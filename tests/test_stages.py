@@ -117,3 +117,38 @@ def test_a_diverging_training_stops_with_a_clear_error_and_keeps_the_good_model(
     err = capsys.readouterr().err
     assert "the training loss became" in err and "lower lr" in err
     assert weights.read_bytes() == before and (run / "metrics.json").read_text() == metrics
+
+
+def test_a_second_process_into_the_same_run_is_refused_naming_the_holder(tiny_run, tmp_path):
+    """Two runs into one directory would interleave their logs and checkpoints (issue 14, defect 6)."""
+    from recsys.stages import run_lock
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom recsys.stages import run_lock\n"
+                               f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "recsys.cli", *run_args(tiny_run, run)], capture_output=True,
+                                text=True, check=False)
+        assert second.returncode == 2
+        lines = [line for line in second.stderr.splitlines() if line.startswith("sidrec:")]
+        assert len(lines) == 1 and f"pid {holder.pid}" in lines[0] and "Traceback" not in second.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(run):  # released with its process
+        pass
+
+
+def test_the_report_survives_a_damaged_training_log(tiny_run, tmp_path, caplog):
+    from recsys.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    log = run / "train" / "faiss-dense" / "logs" / "metrics.csv"
+    log.write_text(log.read_text() + "3,17,0.5,extra,columns,that,do,not,fit,the,header,at,all,1,2,3,4,5\n\x00\x00")
+    with caplog.at_level("WARNING"):
+        write_report(run)
+    assert "unreadable training log" in caplog.text and (run / "report.md").exists()
