@@ -9,6 +9,7 @@ models/<name>, and writes predictions/<model>.parquet, test_targets.parquet and 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from rqsid.io import atomic_path, write_parquet
 from rqsid.settings import route
 
 log = logging.getLogger(__name__)
+STAGING = ".staging"  # models being (re)trained, until the whole recommend stage has succeeded
 
 
 @dataclass
@@ -81,24 +83,42 @@ def read_run_inputs(run_dir: Path) -> tuple[Catalogue, np.ndarray, np.ndarray]:
     return catalogue, np.stack(embeddings["embedding"].to_numpy()), sids[sid_columns].to_numpy()
 
 
-def model_stage(name: str, cfg: RecommenderConfig, run_dir: Path, ratings_digest: str) -> Stage:
-    """One model's stage: the settings the model depends on, the run's SID-stage artifacts and the ratings."""
+def model_stage(name: str, cfg: RecommenderConfig, where: Path, ratings_digest: str,
+                run_dir: Path | None = None) -> Stage:
+    """One model's stage, recorded under `where` (the run, or its staging folder): the settings the model
+    depends on, the run's SID-stage artifacts and the ratings."""
     full = config_dict(cfg)
     # only what the model depends on: a new learning rate must not redo popularity
     settings = {"model": name, **{key: full[key] for key in get_model_class(name).settings}}
-    inputs = [fingerprint(Path(run_dir) / f) for f in ("movies.parquet", "embeddings.parquet", "sids.parquet")]
+    inputs = [fingerprint(Path(run_dir or where) / f) for f in ("movies.parquet", "embeddings.parquet", "sids.parquet")]
     outputs = (f"predictions/{name}.parquet", f"models/{name}/{SETTINGS_FILE}")
-    return Stage(run_dir, f"model-{name}", settings, [*inputs, ratings_digest], outputs)
+    return Stage(where, f"model-{name}", settings, [*inputs, ratings_digest], outputs)
 
 
-def fit_and_rank(name: str, context: FitContext, split: SequenceSplit, run_dir: Path) -> pd.DataFrame:
-    """Fit one model on the split's training sequences, save it to models/<name>, rank every test user."""
+def fit_and_rank(name: str, context: FitContext, split: SequenceSplit, out_dir: Path) -> pd.DataFrame:
+    """Fit one model on the split's training sequences, save it to out_dir/models/<name>, rank every test
+    user."""
     model = get_model_class(name).build(context).fit(split)
-    with atomic_path(run_dir / "models" / name) as tmp:
+    with atomic_path(out_dir / "models" / name) as tmp:
         model.save(tmp)
     histories = stage_inputs(split, "test")
     ranking = model.recommend(histories, TOP_K, users=split.user_ids)
     return predictions_frame(split.user_ids, ranking.items, ranking.scores, context.catalogue)
+
+
+def promote(staging: Path, run_dir: Path, names: list[str]) -> None:
+    """Move the staged models' folders, logs, predictions and stage records into the run (after every
+    model of the stage succeeded), then drop the staging folder."""
+    for name in names:
+        for part in (f"models/{name}", f"train/{name}", f"predictions/{name}.parquet", f"stages/model-{name}.json"):
+            source, target = staging / part, run_dir / part
+            if not source.exists():
+                continue
+            if target.is_dir():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, *, force: bool = False,
@@ -106,7 +126,10 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
     """Train and evaluate every model in cfg.models on one split; returns metrics.json's content.
 
     A model whose stage finished before with the same inputs and settings is not trained again (its
-    predictions are read back) unless `force`; `resume` continues an interrupted training.
+    predictions are read back) unless `force`; `resume` continues an interrupted training. Models that
+    are (re)trained go to a staging folder first, and replace the run's files only once every model has
+    succeeded, just before metrics.json: an interrupted re-run with new settings leaves the previous
+    models, predictions and metrics.json as they were (`--resume` continues from the staged ones).
     """
     run_dir = Path(run_dir)
     if any(run_dir.glob("seed-*/metrics.json")):
@@ -116,24 +139,32 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
     split = make_split(cfg.split, dataset.ratings, catalogue)
     log.info("%s split: %d users evaluated, %d skipped", split.name, len(split.user_ids), split.skipped_users)
     ratings_digest = table_digest(dataset.ratings)
-    predictions, seconds, valid = {}, {}, {}
+    staging = run_dir / STAGING
+    predictions, seconds, valid, staged = {}, {}, {}, []
     for name in cfg.models:
         start = time.perf_counter()
-        stage = model_stage(name, cfg, run_dir, ratings_digest)
-        if stage.is_done() and not force:
+        final, pending = (model_stage(name, cfg, where, ratings_digest, run_dir) for where in (run_dir, staging))
+        if final.is_done() and not force:
             log.info("%s: finished before with the same inputs and settings, skipped (--force redoes it)", name)
             predictions[name] = pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")
+        elif pending.is_done() and not force:  # trained by an interrupted run with these settings
+            predictions[name] = pd.read_parquet(staging / "predictions" / f"{name}.parquet")
+            staged.append(name)
         else:
-            context = FitContext(catalogue, embeddings, sids, cfg, output_dir=run_dir / "train" / name,
-                                 resume=resume and stage.can_resume(), progress=cfg.progress)
-            stage.start()
-            predictions[name] = fit_and_rank(name, context, split, run_dir)
-            write_parquet(predictions[name], run_dir / "predictions" / f"{name}.parquet")
-            stage.finish(time.perf_counter() - start)
+            context = FitContext(catalogue, embeddings, sids, cfg, output_dir=staging / "train" / name,
+                                 resume=resume and pending.can_resume(), progress=cfg.progress)
+            pending.start()
+            predictions[name] = fit_and_rank(name, context, split, staging)
+            write_parquet(predictions[name], staging / "predictions" / f"{name}.parquet")
+            pending.finish(time.perf_counter() - start)
+            staged.append(name)
         # Share of recommendations that are real catalogue movies outside the user's history (must be 1).
         valid[name] = check_recommendations(predictions[name], split, catalogue, "test")
         seconds[name] = round(time.perf_counter() - start, 1)
         log.info("%s: done in %.1f s", name, seconds[name])
+    if staged:
+        (run_dir / "metrics.json").unlink(missing_ok=True)  # from here until it is rewritten, it would mislead
+        promote(staging, run_dir, staged)
     extra = {"location": dataset.location, "seed": cfg.training.seed, "seconds": seconds,
              "valid_recommendations": valid, "config": config_dict(cfg)}
     cold = split.cold_target()

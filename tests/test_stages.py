@@ -45,7 +45,8 @@ def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run,
     argv = [*run_args(tiny_run, run), "--set", "max_epochs=25", "--set", "patience=25", "--set", "val_every=1"]
     process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    last = run / "train" / "sid-generative" / "checkpoints" / "last.ckpt"  # sid-generative trains first here
+    # sid-generative trains first here, into the staging folder until every model is done
+    last = run / ".staging" / "train" / "sid-generative" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -73,9 +74,13 @@ def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run,
 def test_resuming_from_a_damaged_checkpoint_is_a_clear_error(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run["b"], run)
-    for record in (run / "stages").glob("model-*.json"):  # as if the models had been interrupted
-        record.rename(record.with_name(record.stem + ".started.json"))
-    last = run / "train" / "sid-generative" / "checkpoints" / "last.ckpt"
+    staged = run / ".staging"  # as if the models had been interrupted while training into the staging folder
+    (staged / "stages").mkdir(parents=True)
+    for record in (run / "stages").glob("model-*.json"):
+        record.rename(staged / "stages" / (record.stem + ".started.json"))
+    (staged / "train").mkdir()
+    (run / "train" / "sid-generative").rename(staged / "train" / "sid-generative")
+    last = staged / "train" / "sid-generative" / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     assert main([*run_args(tiny_run, run), "--resume"]) == 2
     err = capsys.readouterr().err
@@ -88,7 +93,7 @@ def test_sigterm_during_training_exits_143_with_one_line_and_keeps_nothing_final
     argv = [*run_args(tiny_run, run), "--set", "max_epochs=200", "--set", "patience=200", "--set", "val_every=1"]
     process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    log = run / "train" / "sid-generative" / "logs" / "metrics.csv"  # sid-generative trains first here
+    log = run / ".staging" / "train" / "sid-generative" / "logs" / "metrics.csv"  # sid-generative trains first
     deadline = time.time() + 300
     def epochs_logged() -> int:
         return len(log.read_text().splitlines()) - 1 if log.exists() else 0
@@ -152,3 +157,43 @@ def test_the_report_survives_a_damaged_training_log(tiny_run, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         write_report(run)
     assert "unreadable training log" in caplog.text and (run / "report.md").exists()
+
+
+def test_an_interrupted_rerun_with_new_settings_leaves_the_run_as_it_was(tiny_run, tmp_path):
+    """Re-run a finished run with another lr and kill it while the second learned model trains: the first
+    model's new version stays staged, and the run's models, predictions and metrics.json still agree
+    (issue 14, defect 5). The interrupted re-run then resumes and promotes both."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    models = run / "models"
+    before = {p: p.read_bytes() for p in models.rglob("*") if p.is_file()}
+    metrics = (run / "metrics.json").read_text()
+    argv = [*run_args(tiny_run, run), "--set", "lr=0.002", "--set", "max_epochs=25", "--set", "patience=25",
+            "--set", "val_every=1"]
+    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    second = run / ".staging" / "train" / "faiss-dense" / "logs" / "metrics.csv"  # trains after sid-generative
+    deadline = time.time() + 300
+    while not second.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if not second.exists():
+        pytest.fail("the re-run ended before its second model could be interrupted")
+    assert (run / ".staging" / "models" / "sid-generative").exists()  # the first model's new version, staged
+    assert {p: p.read_bytes() for p in models.rglob("*") if p.is_file()} == before
+    assert (run / "metrics.json").read_text() == metrics
+    recorded = json.loads(metrics)["models"]
+    targets = pd.read_parquet(run / "test_targets.parquet")
+    for name in recorded:
+        assert metrics_from_files(pd.read_parquet(run / "predictions" / f"{name}.parquet"), targets) == recorded[name]
+
+    done = subprocess.run([sys.executable, "-m", "recsys.cli", *argv, "--resume"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (run / ".staging").exists()
+    new = json.loads((run / "metrics.json").read_text())
+    assert new["config"]["training"]["lr"] == 0.002
+    for name in new["models"]:
+        predictions = pd.read_parquet(run / "predictions" / f"{name}.parquet")
+        assert metrics_from_files(predictions, targets) == new["models"][name]
