@@ -25,11 +25,13 @@ Splits (every user needs >= 3 ratings; users with fewer are skipped and counted)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
 SPLITS = ("leave-one-out", "temporal", "cold-start")
 COLD_FRACTION, COLD_SEED = 0.1, 0  # the cold-start split's share of cold movies, and the seed that draws them
 
@@ -91,10 +93,20 @@ class SequenceSplit:
 
 def chronological(ratings: pd.DataFrame, catalogue: Catalogue, keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """ratings sorted by (user_id, timestamp), ties in file order, with an `item` column of item indices
-    (and the columns named in `keep`, e.g. "rating")."""
+    (and the columns named in `keep`, e.g. "rating").
+
+    A user who rated a movie more than once keeps only the last of those ratings (a re-rating, or a
+    duplicated row): otherwise a held-out movie could sit in the user's own history, where every model
+    is barred from recommending it. How many rows were dropped is logged."""
     frame = ratings[["user_id", "movie_id", "timestamp", *keep]].copy()
     frame["item"] = catalogue.index_of(frame["movie_id"].to_numpy())
-    return frame.sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
+    frame = frame.sort_values(["user_id", "timestamp"], kind="stable", ignore_index=True)
+    repeated = frame.duplicated(["user_id", "item"], keep="last")
+    if repeated.any():
+        log.warning("%d ratings re-rate a movie the same user rated before (or repeat a row): each user keeps "
+                    "only the last rating of a movie", int(repeated.sum()))
+        frame = frame[~repeated].reset_index(drop=True)
+    return frame
 
 
 def _per_user(frame: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -104,3 +104,23 @@ def test_unknown_movie_ids_and_bad_arguments_raise():
         temporal(ratings([(1, 10, 1)]), CATALOGUE, quantile=1.0)
     with pytest.raises(ValueError, match="unknown split"):
         make_split("random", ratings([(1, 10, 1)]), CATALOGUE)
+
+
+def test_a_movie_rated_twice_keeps_its_last_rating_and_never_sits_in_its_own_history(caplog):
+    """Every row twice, and a last rating that re-rates an earlier movie: no held-out movie may be in the
+    user's history, where every model is barred from recommending it (issue 14, defect 1)."""
+    import logging
+
+    from recsys.sequences import Catalogue, leave_one_out
+
+    rows = [(1, m, 4, t) for t, m in enumerate([10, 11, 12, 13, 14])] + [(2, m, 3, t) for t, m in
+                                                                         enumerate([10, 12, 14, 11, 10])]
+    ratings = pd.DataFrame(rows * 2, columns=["user_id", "movie_id", "rating", "timestamp"])
+    with caplog.at_level(logging.WARNING):
+        split = leave_one_out(ratings, Catalogue(np.arange(10, 15)))
+    assert "each user keeps only the last rating" in caplog.text
+    assert split.train[0].tolist() == [0, 1, 2] and split.valid_target[0] == 3 and split.test_target[0] == 4
+    # user 2: 10, 12, 14, 11, 10 -> the first 10 is dropped (re-rated last): 12, 14 | 11 | 10
+    assert split.train[1].tolist() == [2, 4] and split.valid_target[1] == 1 and split.test_target[1] == 0
+    for u in range(2):
+        assert split.test_target[u] not in split.test_inputs(u) and split.valid_target[u] not in split.train[u]
