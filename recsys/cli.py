@@ -23,9 +23,11 @@ from pathlib import Path
 
 from recsys import movielens
 from recsys.stages import run_lock
+from rqsid.io import read_json
 
 EXIT_USAGE = 2
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
+EXIT_INTERRUPTED = 128 + 2  # ... and by SIGINT (Ctrl-C)
 
 
 def parse_value(text: str) -> object:
@@ -138,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     with run_lock(Path(args.run)):
         timings = run_pipeline(Path(args.run), options)
-    metrics = json.loads((Path(args.run) / "metrics.json").read_text())
+    metrics = read_json(Path(args.run) / "metrics.json")
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())
     print(f"\ntotal {timings['total_seconds'] / 60:.1f} min, peak memory {timings['peak_rss_gib']:.2f} GiB")
@@ -305,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"sidrec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sidrec: interrupted; an unfinished stage kept nothing under a final name", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TrainingInterrupted as error:
         print(f"sidrec: stopped: {error}; the unfinished stage kept nothing under a final name "
               f"(--resume continues it)", file=sys.stderr)

@@ -8,7 +8,6 @@ the same SIDs and the same trained models. Models and ratings are loaded only wh
 from __future__ import annotations
 
 import difflib
-import json
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from recsys.labels import TITLE_YEAR, label_lookup
 from recsys.models.base import SETTINGS_FILE, Recommender
 from recsys.movielens import load_movielens
 from recsys.sequences import Catalogue, chronological
-from rqsid.io import load_pretrained
+from rqsid.io import load_pretrained, read_json
 
 
 class NotFoundError(ValueError):
@@ -43,7 +42,7 @@ class FinishedRun:
         self.sid_text = sids["sid"].to_numpy()
         table = pd.read_parquet(self.run_dir / "embeddings.parquet")
         self.embeddings = np.stack(table["embedding"].to_numpy()).astype(np.float32)  # (N, D)
-        self.info = json.loads((self.run_dir / "sid_quality.json").read_text())
+        self.info = read_json(self.run_dir / "sid_quality.json")
         self._dataset = dataset
 
     # ------------------------------------------------------------------ artifacts read on demand
@@ -68,7 +67,7 @@ class FinishedRun:
         path = self.run_dir / "metrics.json"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing; run `sidrec evaluate` on this run first")
-        return json.loads(path.read_text())
+        return read_json(path)
 
     @cached_property
     def ratings(self) -> pd.DataFrame:

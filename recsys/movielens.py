@@ -101,7 +101,7 @@ def load_movielens(name_or_path: str | Path, *, home: Path | None = None) -> Mov
     if isinstance(name_or_path, str) and name_or_path in RELEASES:
         directory, name = fetch(name_or_path, home=home), name_or_path
     else:
-        directory = Path(name_or_path)
+        directory = Path(name_or_path).expanduser().resolve()  # recorded in a run: valid from any folder
         name = directory.name
         if not directory.is_dir():
             raise FileNotFoundError(

@@ -11,7 +11,6 @@ Every figure is recomputable from the seed folders' predictions and targets.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from matplotlib.figure import Figure
 from recsys.evaluate import paired_tests
 from recsys.report import METRIC_ORDER, paired_lines, to_markdown
 from recsys.significance import format_mean_sd, seed_summary
-from rqsid.io import atomic_write, write_json, write_parquet
+from rqsid.io import atomic_write, read_json, write_json, write_parquet
 
 # What `sidrec evaluate --seeds` shares between the seeds of one SID stage (linked into each seed folder).
 SID_STAGE_FILES = ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet",
@@ -38,7 +37,7 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 def refuse_mixing(run_dir: Path) -> None:
     """A directory holds one evaluation: a single-seed one or a summary over seeds, never both."""
     path = Path(run_dir) / "metrics.json"
-    if path.exists() and "seeds" not in json.loads(path.read_text()):
+    if path.exists() and "seeds" not in read_json(path):
         raise ValueError(f"{path} is a single-seed evaluation; give --seeds a run directory of its own")
 
 
@@ -69,7 +68,7 @@ def _read_seed(run_dir: Path, seed: int) -> tuple[dict, pd.DataFrame]:
     for path in (metrics_path, per_user_path):
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: seed {seed} of {run_dir} has not finished")
-    return json.loads(metrics_path.read_text()), pd.read_parquet(per_user_path).set_index("user_id")
+    return read_json(metrics_path), pd.read_parquet(per_user_path).set_index("user_id")
 
 
 def summarise_seeds(run_dir: Path, seeds: list[int], extra: dict[str, Any] | None = None) -> dict:

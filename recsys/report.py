@@ -8,14 +8,13 @@ sid_labels.parquet, timings.json, the Lightning logs), so the report and its PNG
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from recsys import figures
 from recsys.significance import PairedComparison
-from rqsid.io import atomic_write
+from rqsid.io import atomic_write, read_json
 
 # Full-ranking leave-one-out figures published for other code on the same protocol (Recall@10, NDCG@10),
 # as listed in the README of facebookresearch/generative-recommenders. Not reproduced here.
@@ -147,9 +146,9 @@ def image(path: Path | None, run_dir: Path, alt: str) -> str:
 
 def build_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    quality = json.loads((run_dir / "sid_quality.json").read_text())
-    timings = json.loads((run_dir / "timings.json").read_text())
+    metrics = read_json(run_dir / "metrics.json")
+    quality = read_json(run_dir / "sid_quality.json")
+    timings = read_json(run_dir / "timings.json")
     drawn = draw_figures(run_dir, metrics, quality)
     prefixes = largest_prefixes(run_dir)
     parts = [

@@ -12,7 +12,6 @@ Writes, under runs/<name>/:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from recsys.stages import Stage, table_digest
 from recsys.text import movie_texts
 from rqsid.assign import assign_semantic_ids, sid_strings
 from rqsid.embed import DEFAULT_MODEL, encode_with_cache
-from rqsid.io import atomic_path, write_json, write_parquet
+from rqsid.io import atomic_path, read_json, write_json, write_parquet
 from rqsid.lightning import RQVAETrainingConfig, train_rqvae
 from rqsid.model import RQVAE, RQVAEConfig
 from rqsid.presets import get_preset
@@ -153,7 +152,7 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
     stage = sid_stage(dataset, movies, run_dir, cfg)
     if stage.is_done() and not force:
         log.info("Semantic IDs: finished before with the same inputs and settings, skipped (--force redoes it)")
-        return {**json.loads((run_dir / "sid_quality.json").read_text()), "seconds": {}}
+        return {**read_json(run_dir / "sid_quality.json"), "seconds": {}}
     resume = resume and stage.can_resume()
     stage.start()
     write_parquet(movies, run_dir / "movies.parquet")

@@ -150,6 +150,10 @@ def temporal(ratings: pd.DataFrame, catalogue: Catalogue, quantile: float = 0.9)
     frame = chronological(ratings, catalogue)
     cut = int(np.quantile(frame["timestamp"].to_numpy(), quantile))
     before, after = frame[frame["timestamp"] < cut], frame[frame["timestamp"] >= cut]
+    if before.empty or after.empty:
+        raise ValueError(f"temporal split: every rating falls on one side of the cut time {cut} (the ratings' "
+                         f"timestamps are {'all equal' if frame['timestamp'].nunique() == 1 else 'too few'}); "
+                         f"use --split leave-one-out")
     users_before, seq_before = _per_user(before)
     first_after = after.groupby("user_id", sort=True)["item"].first()
     eligible = np.array([len(s) >= 2 for s in seq_before], dtype=bool) & np.isin(users_before, first_after.index)

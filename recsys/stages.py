@@ -41,6 +41,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
         return
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run {run_dir} is a file, not a run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / LOCK_FILE, "a+") as handle:
         try:

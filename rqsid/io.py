@@ -74,6 +74,17 @@ def write_json(obj: Any, path: Path | str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
 
 
+def read_json(path: Path | str) -> Any:
+    """A JSON file's content; a damaged or missing one is a ValueError / FileNotFoundError naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); re-create it (e.g. re-run the stage with --force)") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text file ({err.reason})") from err
+
+
 def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
     """Hex digest of a file, streamed so that a large model never sits in memory."""
     digest = hashlib.new(algorithm)

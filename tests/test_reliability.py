@@ -24,3 +24,59 @@ def test_every_rating_twice_still_evaluates_every_user(tiny_movielens, tiny_sent
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_users"] == 60
     assert all(m["recall@20"] > 0 for m in metrics["models"].values())
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("sidrec:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_damaged_json_names_its_file(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    (run / "sid_quality.json").write_text('{"dataset": "ml-100k", "presets": ')
+    assert main(["recommend", "--user", "1", "--run", str(run)]) == 2
+    assert f"{run / 'sid_quality.json'}: not valid JSON" in one_error_line(capsys)
+
+
+def test_a_file_given_as_the_run_directory_is_refused_before_any_work(tiny_movielens, tmp_path, capsys):
+    target = tmp_path / "not-a-folder"
+    target.write_text("x")
+    assert main(["sids", "--dataset", str(tiny_movielens), "--run", str(target)]) == 2
+    assert "is a file, not a run directory" in one_error_line(capsys)
+
+
+def test_a_temporal_split_without_a_cut_is_a_clear_error(tiny_movielens, tiny_sentence_encoder, tmp_path, capsys):
+    data = tmp_path / "same-second"
+    shutil.copytree(tiny_movielens, data)
+    rows = [line.rsplit("\t", 1)[0] + "\t880000000" for line in (data / "u.data").read_text().splitlines()]
+    (data / "u.data").write_text("\n".join(rows) + "\n")
+    assert main(["run", "--dataset", str(data), "--encoder", str(tiny_sentence_encoder), "--run",
+                 str(tmp_path / "run"), "--split", "temporal", "--sid-set", "codebook_size=8",
+                 "--sid-set", "max_epochs=2", "--models", "popularity", *FAST]) == 2
+    assert "temporal split: every rating falls on one side of the cut" in one_error_line(capsys)
+
+
+def test_a_run_made_with_a_relative_dataset_path_opens_from_another_folder(tiny_movielens, tiny_sentence_encoder,
+                                                                         tmp_path, monkeypatch):
+    from recsys.finished_run import FinishedRun
+
+    run = tmp_path / "run"
+    monkeypatch.chdir(tiny_movielens.parent)
+    assert main(["sids", "--dataset", tiny_movielens.name, "--encoder", str(tiny_sentence_encoder), "--run", str(run),
+                 "--set", "codebook_size=8", "--set", "max_epochs=2"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert len(FinishedRun(run).ratings) > 0  # the recorded location does not depend on the folder
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_status_130(tiny_run, monkeypatch, capsys):
+    from recsys import explain
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explain, "search", interrupted)
+    assert main(["search", "robots", "--run", str(tiny_run["b"])]) == 130
+    assert "interrupted" in one_error_line(capsys)

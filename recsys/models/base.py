@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 
 from recsys.sequences import Catalogue, SequenceSplit
+from rqsid.io import read_json
 
 if TYPE_CHECKING:  # the stage's settings; imported lazily to keep models free of the stage module
     from recsys.recommenders import RecommenderConfig
@@ -90,7 +91,7 @@ class Recommender(ABC):
         if not (path / SETTINGS_FILE).exists():
             raise FileNotFoundError(f"{path / SETTINGS_FILE} is missing: {path} holds no saved {cls.name} model")
         try:
-            saved = json.loads((path / SETTINGS_FILE).read_text())
+            saved = read_json(path / SETTINGS_FILE)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path / SETTINGS_FILE} is not valid JSON: {error}") from None
         if saved.get("model") != cls.name:
