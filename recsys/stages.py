@@ -96,10 +96,20 @@ class Stage:
             return None
 
     def is_done(self) -> bool:
-        """Finished with the same key, and every output still there."""
+        """Finished with the same key, and every output still there as it was written (same sha256: a
+        truncated or edited output makes the stage run again)."""
         record = self._read(self.record())
-        return bool(record and record.get("key") == self.key
-                    and all((Path(self.run_dir) / out).exists() for out in self.outputs))
+        if not (record and record.get("key") == self.key):
+            return False
+        written = record.get("outputs")
+        if not isinstance(written, dict):  # a record from before digests were kept: existence only
+            return all((Path(self.run_dir) / out).exists() for out in self.outputs)
+        for out in self.outputs:
+            path = Path(self.run_dir) / out
+            if not path.is_file() or written.get(out) != file_digest(path):
+                log.info("%s: %s is missing or changed since the stage finished; it runs again", self.name, out)
+                return False
+        return True
 
     def can_resume(self) -> bool:
         """Started (not finished) with the same key: its checkpoints belong to this very stage."""
@@ -112,8 +122,9 @@ class Stage:
         write_json({"key": self.key, "settings": self.settings}, self.record(".started"))
 
     def finish(self, seconds: float) -> None:
-        write_json({"key": self.key, "outputs": list(self.outputs), "seconds": round(seconds, 1)}, self.record())
         if process_rank() == 0:
+            digests = {out: file_digest(Path(self.run_dir) / out) for out in self.outputs}
+            write_json({"key": self.key, "outputs": digests, "seconds": round(seconds, 1)}, self.record())
             self.record(".started").unlink(missing_ok=True)
         else:  # rank 0 writes the artifacts: wait for them before the next stage reads them
             self.wait_until_done()

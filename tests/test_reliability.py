@@ -80,3 +80,20 @@ def test_ctrl_c_in_a_command_is_one_line_and_status_130(tiny_run, monkeypatch, c
     monkeypatch.setattr(explain, "search", interrupted)
     assert main(["search", "robots", "--run", str(tiny_run["b"])]) == 130
     assert "interrupted" in one_error_line(capsys)
+
+
+def test_a_truncated_output_makes_its_stage_run_again(tiny_run, tmp_path, caplog):
+    """A finished stage is checked by its outputs' sha256, not their existence: a truncated sids.parquet
+    used to count as finished and then fail inside pyarrow."""
+    import pandas as pd
+    from helpers import run_args
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["b"], run)
+    sids = run / "sids.parquet"
+    good = pd.read_parquet(sids)
+    sids.write_bytes(sids.read_bytes()[:100])
+    with caplog.at_level("INFO"):
+        assert main(run_args(tiny_run, run)) == 0
+    assert "sids.parquet is missing or changed since the stage finished" in caplog.text
+    assert pd.read_parquet(sids).equals(good)  # the same seed gives the same SIDs back
