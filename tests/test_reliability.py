@@ -97,3 +97,11 @@ def test_a_truncated_output_makes_its_stage_run_again(tiny_run, tmp_path, caplog
         assert main(run_args(tiny_run, run)) == 0
     assert "sids.parquet is missing or changed since the stage finished" in caplog.text
     assert pd.read_parquet(sids).equals(good)  # the same seed gives the same SIDs back
+
+
+def test_offline_fetch_of_a_grouplens_only_release_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SIDREC_OFFLINE", "1")
+    monkeypatch.setenv("SIDREC_DATA", str(tmp_path))
+    assert main(["fetch", "ml-latest-small"]) == 1
+    line = one_error_line(capsys)
+    assert "offline" in line and "--dataset" in line
