@@ -13,6 +13,7 @@ naming the file, so a bad download is found at once, not three steps later as a 
 from __future__ import annotations
 
 import csv
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -45,6 +46,7 @@ __all__ = [
     "load_movielens",
 ]
 
+log = logging.getLogger(__name__)
 MAX_TAGS = 20
 TITLE_YEAR = r"\((\d{4})\)\s*$"  # MovieLens titles end in "(1995)"
 NOT_GENRES = ("unknown", "(no genres listed)")  # placeholders MovieLens writes where a movie has no genre
@@ -164,6 +166,7 @@ def _read_ml100k(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     joined = (
         items[list(ML100K_GENRES)].to_numpy().dot(np.array([f"{g}|" for g in ML100K_GENRES], dtype=object))
     )
+    items["title"] = _undo_mojibake(items["title"], item)
     movies = items[["movie_id", "title"]].assign(
         year=_year(items["title"]).fillna(_year(items["release_date"], r"(\d{4})$")),
         genres=_split(pd.Series(joined, index=items.index), "|"),
@@ -352,13 +355,35 @@ def _locate_bad_value(path: Path, kwargs: dict) -> str | None:
         raw = pd.read_csv(path, **{**kwargs, "dtype": str, "na_filter": False})[numeric]
     except (ValueError, KeyError):
         return None
-    bad = raw.apply(lambda col: pd.to_numeric(col, errors="coerce")).isna()
+    values = raw.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+    bad = values.isna()
+    whole = [c for c in numeric if pd.api.types.is_integer_dtype(dtype[c])]
+    bad[whole] |= values[whole].mod(1).fillna(0).ne(0)  # e.g. a timestamp 880001010.5 in an integer column
     if not bad.to_numpy().any():
         return None
     row = int(bad.any(axis=1).to_numpy().argmax())
     column = bad.columns[bad.iloc[row].to_numpy().argmax()]
     line = row + 1 + (kwargs.get("header", "infer") is not None)
-    return f"line {line}: {column} is {raw[column].iloc[row]!r}, not a number"
+    kind = "a whole number" if column in whole and not np.isnan(values[column].iloc[row]) else "a number"
+    return f"line {line}: {column} is {raw[column].iloc[row]!r}, not {kind}"
+
+
+def _undo_mojibake(titles: pd.Series, path: Path) -> pd.Series:
+    """Titles saved as UTF-8 in a file MovieLens declares latin-1 read as mojibake ("CafÃ©"): a title whose
+    latin-1 bytes form valid multi-byte UTF-8 is decoded as UTF-8, and the count is logged."""
+    def fixed(title: object) -> object:
+        if not isinstance(title, str) or title.isascii():
+            return title
+        try:
+            return title.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return title
+
+    repaired = titles.map(fixed)
+    changed = int((repaired != titles).sum())
+    if changed:
+        log.warning("%s: %d title(s) were UTF-8 in a latin-1 file; decoded as UTF-8", path, changed)
+    return repaired
 
 
 def _tidy(
@@ -375,6 +400,11 @@ def _tidy(
     unknown = np.sort(rated[~rated.isin(movies["movie_id"])].unique())
     if len(unknown):
         raise MovieLensFormatError(f"{data}: ratings for movie ids not in {item.name}: {_preview(unknown)}")
+    outside = ratings["rating"].lt(0.5) | ratings["rating"].gt(5)
+    if outside.any():
+        line = int(outside.to_numpy().argmax()) + 1
+        log.warning("%s: %d rating(s) outside MovieLens's 0.5-5 scale (first in data row %d: %s); they are kept",
+                    data, int(outside.sum()), line, ratings["rating"].iloc[line - 1])
     movies = movies.astype({"movie_id": "int32", "title": "string", "year": "Int16"})[MOVIE_COLUMNS]
     ratings = ratings.astype(RATING_DTYPES)[RATING_COLUMNS].reset_index(drop=True)
     return movies.sort_values("movie_id", ignore_index=True), ratings

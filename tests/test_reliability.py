@@ -105,3 +105,38 @@ def test_offline_fetch_of_a_grouplens_only_release_is_one_line(monkeypatch, tmp_
     assert main(["fetch", "ml-latest-small"]) == 1
     line = one_error_line(capsys)
     assert "offline" in line and "--dataset" in line
+
+
+def copy_release(tiny_movielens, tmp_path, name: str):
+    data = tmp_path / name
+    shutil.copytree(tiny_movielens, data)
+    return data
+
+
+def test_a_fractional_timestamp_names_its_file_and_line(tiny_movielens, tmp_path, capsys):
+    data = copy_release(tiny_movielens, tmp_path, "fractional")
+    lines = (data / "u.data").read_text().splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\t880001010.5"
+    (data / "u.data").write_text("\n".join(lines) + "\n")
+    assert main(["sids", "--dataset", str(data), "--run", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys)
+    assert f"{data / 'u.data'}: line 3: timestamp is '880001010.5', not a whole number" in line
+
+
+def test_utf8_titles_in_a_latin1_file_are_decoded_and_odd_ratings_warned(tiny_movielens, tmp_path, caplog):
+    from recsys.movielens import load_movielens
+
+    data = copy_release(tiny_movielens, tmp_path, "utf8")
+    items = (data / "u.item").read_bytes().decode("latin-1").splitlines()
+    fields = items[0].split("|")
+    fields[1] += " Café"  # written as UTF-8 bytes below
+    items[0] = "|".join(fields)
+    (data / "u.item").write_bytes(("\n".join(items) + "\n").encode("utf-8"))
+    rows = (data / "u.data").read_text().splitlines()
+    rows[0] = "\t".join([*rows[0].split("\t")[:2], "9", rows[0].split("\t")[3]])
+    (data / "u.data").write_text("\n".join(rows) + "\n")
+    with caplog.at_level("WARNING"):
+        release = load_movielens(data)
+    assert release.movies["title"].iloc[0].endswith("Café") and "Ã" not in release.movies["title"].iloc[0]
+    assert "1 title(s) were UTF-8 in a latin-1 file" in caplog.text
+    assert "outside MovieLens's 0.5-5 scale (first in data row 1: 9.0)" in caplog.text
