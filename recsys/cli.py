@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from recsys.evaluate import metrics_table
-    from recsys.pipeline import RunOptions, run_pipeline, run_seeds
+    from recsys.pipeline import RunOptions, run_configs, run_pipeline, run_seeds
 
     options = RunOptions(
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
@@ -136,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
         force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices),
         seeds=tuple(args.seeds or ()))
+    run_configs(options)  # every setting checked before a folder is made
     if options.seeds:
         print_seed_summary(run_seeds(Path(args.run), options), Path(args.run))
         return 0

@@ -18,7 +18,7 @@ import torch
 
 from recsys import movielens
 from recsys.presets import get_run_preset
-from recsys.recommenders import recommender_config, run_recommenders
+from recsys.recommenders import RecommenderConfig, recommender_config, run_recommenders
 from recsys.report import write_report
 from recsys.semantic_ids import SidConfig, build_semantic_ids
 from recsys.stages import run_lock
@@ -76,6 +76,20 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
         return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
 
 
+def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
+    """The recommenders' and the SID stage's configs of a run; every setting is checked here, so call it
+    before any work (a bad `--set` then fails before a folder is made)."""
+    preset = get_run_preset(options.preset)
+    top = {"split": options.split, **({"models": options.models} if options.models else {})}
+    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
+    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
+    sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
+                           encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
+                           split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
+                           overrides={**preset.sid_overrides, **options.sid_overrides})
+    return cfg, sid_config
+
+
 def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     """Run every stage into run_dir; returns timings.json's content (metrics are in metrics.json)."""
     run_dir = Path(run_dir)
@@ -87,14 +101,7 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     if options.enrichment:
         dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
-    # every recommender setting is checked before the first stage starts
-    top = {"split": options.split, **({"models": options.models} if options.models else {})}
-    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
-    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
-    sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
-                           encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
-                           split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
-                           overrides={**preset.sid_overrides, **options.sid_overrides})
+    cfg, sid_config = run_configs(options)
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
     stages.update(quality["seconds"] or {"Semantic IDs (finished before, skipped)": 0.0})
     metrics = run_recommenders(dataset, run_dir, cfg, force=options.force, resume=options.resume)

@@ -233,6 +233,10 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
         trainer.fit(module, datamodule=data, ckpt_path=last if resume and last.exists() else None)
     except SIGTERMException as err:  # a SystemExit with status 0 to Lightning: a scheduler would see success
         raise TrainingInterrupted(f"received SIGTERM while training into {output_dir}") from err
+    except SystemExit as err:  # Lightning turns Ctrl-C into sys.exit(1): give the caller its KeyboardInterrupt back
+        if trainer.interrupted:
+            raise KeyboardInterrupt from err
+        raise
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
     return trainer, float(checkpoint.best_model_score)

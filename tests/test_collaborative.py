@@ -36,19 +36,19 @@ def test_held_out_ratings_never_reach_the_tokenizer_input():
     rating changes it."""
     rng = np.random.default_rng(0)
     ratings = ratings_frame(rng)
-    movie_ids = np.arange(1, 21)
-    text = rng.normal(size=(20, 5)).astype(np.float32)
+    movie_ids = np.arange(1, 41)  # users rate movies 1-20; 21-40 are for the moved held-out ratings
+    text = rng.normal(size=(40, 5)).astype(np.float32)
     before = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0)
-    assert before.shape == (20, 8) and np.array_equal(before[:, :5], text)
+    assert before.shape == (40, 8) and np.array_equal(before[:, :5], text)
     split = leave_one_out(ratings, Catalogue(movie_ids))
     held_out = ratings.groupby("user_id").tail(2).index  # the validation and test ratings (time order)
     moved = ratings.copy()
-    moved.loc[held_out, "movie_id"] = moved.loc[held_out, "movie_id"] % 20 + 1
+    moved.loc[held_out, "movie_id"] += 20  # to movies nobody rated (re-rating one would drop a training row)
     assert not np.array_equal(leave_one_out(moved, Catalogue(movie_ids)).test_target, split.test_target)
     assert np.array_equal(tokenizer_input(text, moved, movie_ids, dims=3, split="leave-one-out", seed=0), before)
     trained = ratings.groupby("user_id").head(3).index
     changed = ratings.copy()
-    changed.loc[trained, "movie_id"] = changed.loc[trained, "movie_id"] % 20 + 1
+    changed.loc[trained, "movie_id"] += 20
     assert not np.array_equal(tokenizer_input(text, changed, movie_ids, dims=3, split="leave-one-out", seed=0),
                               before)
 
