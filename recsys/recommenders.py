@@ -26,7 +26,7 @@ from recsys.movielens import MovieLens
 from recsys.sequences import Catalogue, SequenceSplit, make_split
 from recsys.stages import Stage, fingerprint, table_digest
 from recsys.training import TrainingConfig
-from rqsid.io import atomic_path, write_parquet
+from rqsid.io import atomic_path, process_rank, write_parquet
 from rqsid.settings import route
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
         valid[name] = check_recommendations(predictions[name], split, catalogue, "test")
         seconds[name] = round(time.perf_counter() - start, 1)
         log.info("%s: done in %.1f s", name, seconds[name])
-    if staged:
+    if staged and process_rank() == 0:  # under DDP, rank 0 alone moves the files (as it alone writes them)
         (run_dir / "metrics.json").unlink(missing_ok=True)  # from here until it is rewritten, it would mislead
         promote(staging, run_dir, staged)
     extra = {"location": dataset.location, "seed": cfg.training.seed, "seconds": seconds,
