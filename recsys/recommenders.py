@@ -144,6 +144,7 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
     for name in cfg.models:
         start = time.perf_counter()
         final, pending = (model_stage(name, cfg, where, ratings_digest, run_dir) for where in (run_dir, staging))
+        pending.promoted_to = run_dir
         if final.is_done() and not force:
             log.info("%s: finished before with the same inputs and settings, skipped (--force redoes it)", name)
             predictions[name] = pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +80,7 @@ class Stage:
     settings: dict
     inputs: list  # fingerprints (see `fingerprint`) or other JSON-ready facts
     outputs: tuple[str, ...]  # paths relative to run_dir
+    promoted_to: Path | None = None  # a staging folder's stage: the run its outputs and record move into
 
     @property
     def key(self) -> str:
@@ -131,7 +132,9 @@ class Stage:
 
     def wait_until_done(self, timeout: float = 3600.0) -> None:
         deadline = time.monotonic() + timeout
-        while not self.is_done():
+        promoted = replace(self, run_dir=self.promoted_to, promoted_to=None) if self.promoted_to else None
+        # rank 0 may promote a staged stage before this process sees its record in the staging folder
+        while not (self.is_done() or (promoted is not None and promoted.is_done())):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.record()}: rank 0 did not finish stage {self.name!r} in {timeout:.0f} s")
             time.sleep(0.2)
