@@ -7,7 +7,8 @@ Read top to bottom: config, SID head, model.
 - A causal transformer over items (`recsys.backbone`) gives one state per position; each is trained to
   produce the next item's SID, so a whole sequence trains every position in one pass.
 - The SID head generates the T tokens autoregressively: state_0 = h, logits_k = out_k(mlp_k(state_k)),
-  state_{k+1} = state_k + emb_k(code_k). Ranking scores every catalogue movie exactly through the trie
+  state_{k+1} = state_k + emb_k(code_k) (or, head_advance "film", state_k * (1 + scale_k(code_k)) +
+  emb_k(code_k)). Ranking scores every catalogue movie exactly through the trie
   (`recsys.exact_scoring`), or runs `ConstrainedBeamSearch` over it for very large catalogues.
 """
 
@@ -25,12 +26,18 @@ from recsys.backbone import BackboneConfig, Dropout, SequenceBackbone
 from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
 from recsys.exact_scoring import exact_topk
 
+HEAD_ADVANCES = ("add", "film")
+
 
 @dataclass
 class GenerativeConfig(BackboneConfig):
     vocab_sizes: tuple[int, ...] = field(default_factory=tuple)  # codes per SID level
     num_items: int = 0  # catalogue size (rows of the item -> SID table)
     head_hidden: int = 0  # width of each level's MLP; 0 = 2 * d_model
+    # How a chosen code moves the head's state. "add": state + emb(code), so the history's pull on the next
+    # level's logits is the same under every prefix, and only the MLP mixes the two. "film": state *
+    # (1 + scale(code)) + emb(code), a per-code rescaling of the history's features (starts as "add").
+    head_advance: str = "add"
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
     item_embedding: bool = True
@@ -49,8 +56,10 @@ class GenerativeConfig(BackboneConfig):
             raise ValueError(f"GenerativeConfig.vocab_sizes must list >= 1 code per level, got {self.vocab_sizes}")
         if self.num_items < 1:
             raise ValueError(f"GenerativeConfig.num_items must be >= 1, got {self.num_items}")
-        if self.head_hidden < 0:
-            raise ValueError(f"GenerativeConfig.head_hidden must be >= 0, got {self.head_hidden}")
+        if not isinstance(self.head_hidden, int) or self.head_hidden < 0:
+            raise ValueError(f"GenerativeConfig.head_hidden must be an integer >= 0, got {self.head_hidden!r}")
+        if self.head_advance not in HEAD_ADVANCES:
+            raise ValueError(f"GenerativeConfig.head_advance must be one of {HEAD_ADVANCES}, got {self.head_advance!r}")
 
 
 class SidHead(nn.Module):
@@ -68,11 +77,18 @@ class SidHead(nn.Module):
         # No embedding for the last level's code: nothing is generated after it (and DDP refuses parameters
         # that never receive a gradient).
         self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
+        self.scale = None
+        if config.head_advance == "film":
+            self.scale = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
+            for table in self.scale:
+                nn.init.zeros_(table.weight)  # starts as "add"
 
     def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
         return self.out[level](state + self.mlps[level](state))  # (..., V_level)
 
     def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            state = state * (1 + self.scale[level](codes))
         return state + self.code[level](codes)
 
     def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ import pandas as pd
 from recsys.backbone import BackboneConfig
 from recsys.baselines import DEFAULT_DECAY, INDEX_KINDS, stage_inputs
 from recsys.evaluate import TOP_K, check_recommendations, predictions_frame, targets_frame, write_evaluation
-from recsys.models import MODELS, FitContext, get_model_class
+from recsys.generative import HEAD_ADVANCES
+from recsys.models import DEFAULT_MODELS, MODELS, FitContext, get_model_class
 from recsys.models.base import SETTINGS_FILE
 from recsys.movielens import MovieLens
 from recsys.sequences import Catalogue, SequenceSplit, make_split
@@ -39,6 +40,8 @@ class RecommenderConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)  # shared by both learned models
     training: TrainingConfig = field(default_factory=TrainingConfig)
     item_embedding: bool = True  # SID-generative: add a learned id embedding to each input item
+    head_hidden: int = 0  # SID head: width of each level's MLP, 0 = 2 * d_model
+    head_advance: str = "add"  # SID head: how a chosen code moves its state (`recsys.generative`)
     beam_size: int = 0  # SID-generative ranking: 0 = exact over the whole catalogue, else a beam of this width
     content_decay: float = DEFAULT_DECAY
     content_index: str = "flat"  # FAISS index of the content baseline: "flat" (exact) or "hnsw" (approximate)
@@ -48,7 +51,10 @@ class RecommenderConfig:
     itemknn_decay: float = 0.5  # item-kNN: weight of a history item = decay ** (its age), 1 = plain sum
     markov_last: int = 10  # Markov: how many of the last history items vote for the next one
     markov_decay: float = 0.5  # Markov: weight of the a-th last item = decay ** a
-    models: tuple[str, ...] = MODELS
+    # sid-hybrid (`recsys.hybrid`): weight of the dense log-probability, and each side's candidates re-scored
+    hybrid_dense_weight: float = 1.0
+    hybrid_candidates: int = 100
+    models: tuple[str, ...] = DEFAULT_MODELS
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -65,7 +71,13 @@ class RecommenderConfig:
         for name in ("itemknn_decay", "markov_decay", "content_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
-        for name in ("itemknn_neighbours", "markov_last"):
+        if self.head_advance not in HEAD_ADVANCES:
+            raise ValueError(f"head_advance must be one of {HEAD_ADVANCES}, got {self.head_advance!r}")
+        if self.hybrid_dense_weight < 0:
+            raise ValueError(f"hybrid_dense_weight must be >= 0, got {self.hybrid_dense_weight!r}")
+        if not isinstance(self.head_hidden, int) or self.head_hidden < 0:
+            raise ValueError(f"head_hidden must be an integer >= 0 (0 = 2 * d_model), got {self.head_hidden!r}")
+        for name in ("itemknn_neighbours", "markov_last", "hybrid_candidates"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 

@@ -134,7 +134,7 @@ def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
     # the preset's own settings, so that `sids` + `evaluate` and `run --preset ml-100k` ask for the same thing
     preset = [arg for key, value in RUN_PRESETS["ml-100k"].recommender.items() for arg in ("--set", f"{key}={value}")]
     assert main(["evaluate", *common, "--run", str(runs["a"]), *preset, *FAST]) == 0
-    from recsys.models import MODELS
+    from recsys.models import DEFAULT_MODELS as MODELS
 
     reversed_models = list(MODELS)[::-1]
     sid_set_b = [arg.replace("--set", "--sid-set") for arg in sid_set]

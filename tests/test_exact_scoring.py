@@ -280,3 +280,31 @@ def test_pruned_checks_its_inputs(setup):
         pruned_exact_topk(model, state, SidTrie(sids), exclude[:, :10], k=2)
     empty = pruned_exact_topk(model, state[:0], SidTrie(sids), exclude[:0], k=2)
     assert empty.items.shape == (0, 2) and empty.scores.shape == (0, 2)
+
+
+def test_film_head_scores_equal_brute_force_and_pruned_equals_full():
+    """head_advance "film" rescales the state per code (not additive): exact, pruned and brute force agree."""
+    rng = np.random.default_rng(5)
+    sids = random_sids(rng, 60)
+    config = GenerativeConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=8, vocab_sizes=VOCAB,
+                              num_items=len(sids), head_advance="film")
+    torch.manual_seed(5)
+    model = SidGenerativeModel(config, item_sids=sids).eval()
+    with torch.no_grad():
+        for table in model.head.scale:
+            table.weight.normal_(std=0.5)  # a trained-looking rescaling, not the initial identity
+        for out in model.head.out:
+            out.weight.mul_(8.0)
+    state = torch.randn(7, 16)
+    trie = SidTrie(sids)
+    torch.testing.assert_close(item_log_probs(model, state, trie), brute_force(model, state, sids),
+                               rtol=1e-4, atol=1e-4)
+    exclude = torch.zeros(7, len(sids), dtype=torch.bool)
+    full, pruned = full_exact_topk(model, state, trie, exclude, 10), pruned_exact_topk(model, state, trie, exclude, 10)
+    assert torch.equal(full.items, pruned.items)
+
+
+@pytest.mark.parametrize("bad", [{"head_advance": "multiply"}, {"head_hidden": -1}])
+def test_generative_config_refuses_a_bad_head(bad):
+    with pytest.raises(ValueError, match="GenerativeConfig"):
+        GenerativeConfig(vocab_sizes=VOCAB, num_items=10, **bad)

@@ -9,7 +9,7 @@ import pytest
 from recsys import explain
 from recsys.cli import main
 from recsys.finished_run import FinishedRun, NotFoundError
-from recsys.models import MODELS
+from recsys.models import DEFAULT_MODELS as MODELS
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 from recsys import explore
 from recsys.finished_run import FinishedRun
-from recsys.models import MODELS
+from recsys.models import DEFAULT_MODELS as MODELS
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_user_histories.ipynb"
 

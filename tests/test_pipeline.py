@@ -10,7 +10,7 @@ from helpers import FAST
 
 from recsys.cli import main
 from recsys.evaluate import metrics_from_files
-from recsys.models import MODELS
+from recsys.models import DEFAULT_MODELS as MODELS
 
 
 def test_run_writes_every_artifact(tiny_run):

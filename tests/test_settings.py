@@ -47,6 +47,8 @@ def test_a_validation_interval_longer_than_training_is_refused():
     (["--set", "lr=abc"], "lr"), (["--set", "max_epochs=1.5"], "max_epochs"), (["--set", "models=foo"], "foo"),
     (["--set", "max_epochs=1"], "val_every"), (["--set", "max_minutes=NaN"], "max_minutes"),
     (["--sid-set", "codebook_size=abc"], "codebook_size"),
+    (["--set", "head_advance=bogus"], "head_advance"), (["--set", "hybrid_candidates=0"], "hybrid_candidates"),
+    (["--set", "hybrid_dense_weight=-1"], "hybrid_dense_weight"),
 ])
 def test_the_cli_refuses_before_any_work(pair, named, tiny_movielens, tmp_path, capsys):
     from recsys.cli import main

@@ -14,7 +14,7 @@ from helpers import readable_artifacts, run_args
 
 from recsys.cli import main
 from recsys.evaluate import metrics_from_files
-from recsys.models import MODELS
+from recsys.models import DEFAULT_MODELS as MODELS
 
 
 def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny_run, tmp_path, caplog):

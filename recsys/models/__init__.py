@@ -10,12 +10,14 @@ from recsys.models.itemknn import ItemKNN
 from recsys.models.markov import Markov
 from recsys.models.popularity import Popularity
 from recsys.models.sid_generative import SidGenerative
+from recsys.models.sid_hybrid import SidHybrid
 
 REGISTRY: dict[str, type[Recommender]] = {
     model.name: model
-    for model in (Popularity, ItemKNN, Markov, FaissContent, FaissDense, SidGenerative)
+    for model in (Popularity, ItemKNN, Markov, FaissContent, FaissDense, SidGenerative, SidHybrid)
 }
-MODELS = tuple(REGISTRY)  # compared on every split, in this order in tables
+MODELS = tuple(REGISTRY)  # every model a run may name, in this order in tables
+DEFAULT_MODELS = tuple(name for name, model in REGISTRY.items() if model.runs_by_default)  # a run without --models
 
 
 def get_model_class(name: str) -> type[Recommender]:
@@ -25,6 +27,7 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = [
+    "DEFAULT_MODELS",
     "MODELS",
     "REGISTRY",
     "FaissContent",
@@ -36,5 +39,6 @@ __all__ = [
     "Ranking",
     "Recommender",
     "SidGenerative",
+    "SidHybrid",
     "get_model_class",
 ]

@@ -55,6 +55,8 @@ class Recommender(ABC):
     settings: ClassVar[tuple[str, ...]] = ()
     # `sidrec recommend` opens each reason with the SID prefix the movie shares with the history
     explains_by_sid_prefix: ClassVar[bool] = False
+    # False: trained only when named in --models (a costly variant reported beside the default set)
+    runs_by_default: ClassVar[bool] = True
 
     def __init__(self, context: FitContext) -> None:
         self.context = context

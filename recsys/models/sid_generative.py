@@ -16,14 +16,15 @@ class SidGenerative(NeuralRecommender):
 
     name = "sid-generative"
     module_class = SidGenerativeModel
-    settings = ("split", "backbone", "training", "item_embedding", "beam_size")
+    settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance")
     explains_by_sid_prefix = True
 
     def build_module(self) -> SidGenerativeModel:
         cfg, sids = self.context.config, self.context.sids
         config = GenerativeConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
                                   num_items=self.context.catalogue.size, item_embedding=cfg.item_embedding,
-                                  beam_size=cfg.beam_size)
+                                  beam_size=cfg.beam_size, head_hidden=cfg.head_hidden,
+                                  head_advance=cfg.head_advance)
         return SidGenerativeModel(config, item_sids=sids)
 
     def reason(self, item: int, score: float, history: np.ndarray, run: object) -> str:
