@@ -1,0 +1,99 @@
+"""Rows of the lever table (results/ml-1m/ablations/) read from finished runs, one per `label=RUN[:MODEL]`.
+
+    .venv/bin/python bench/ablation_rows.py --reference default=runs/ml-1m-levers/base-s1 \\
+        recipe=runs/ml-1m-levers/recipe-s1 film=runs/ml-1m-levers/film-s1 hybrid=runs/x:sid-hybrid
+
+Each row: the best validation NDCG@10 and its epoch, the validation NLL there, the test NDCG@10 and
+R@20 (computed once, at the end of the run), a paired test against the reference on per-user test
+NDCG@10 (`recsys.significance`), the model's wall minutes, and the SIDs' figures: level-1 perplexity and
+"next shares code 1", the share of consecutive training items (t -> t + 1) whose level-1 codes are equal,
+beside what random codes of the same sizes would give (the codes' alignment with what people watch next).
+Prints Markdown; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.figures import read_log
+from recsys.movielens import load_movielens
+from recsys.recommenders import read_run_inputs
+from recsys.sequences import make_split
+from recsys.significance import paired_comparison
+
+DEFAULT_MODEL = "sid-generative"
+
+
+def parse(spec: str) -> tuple[str, Path, str]:
+    label, _, where = spec.partition("=")
+    run, _, model = where.partition(":")
+    if not label or not run:
+        raise SystemExit(f"ablation_rows: {spec!r} is not label=RUN[:MODEL]")
+    return label, Path(run), model or DEFAULT_MODEL
+
+
+def best_validation(run: Path, model: str) -> tuple[float, int, float]:
+    """Best val NDCG@10, its epoch (1-based) and the val NLL logged at that check."""
+    log = read_log(run / "train" / model / "logs" / "metrics.csv")
+    checks = log.dropna(subset=["val/ndcg@10"])
+    best = checks.loc[checks["val/ndcg@10"].idxmax()]
+    nll = float(best["val/nll"]) if "val/nll" in best and pd.notna(best["val/nll"]) else float("nan")
+    return float(best["val/ndcg@10"]), int(best["epoch"]) + 1, nll
+
+
+def next_shares_first_code(run: Path, metrics: dict) -> tuple[float, float]:
+    """Share of consecutive training pairs with equal level-1 codes, and its expectation under random codes
+    (sum over codes of the squared share of training items that carry it)."""
+    catalogue, _, sids = read_run_inputs(run)
+    dataset = load_movielens(metrics.get("location") or metrics["dataset"])
+    split = make_split(metrics["split"], dataset.ratings, catalogue)
+    sequences = split.training_sequences()
+    first = sids[:, 0]
+    pairs = np.concatenate([first[s[:-1]] == first[s[1:]] for s in sequences if len(s) > 1])
+    share = np.bincount(first[np.concatenate(sequences)]).astype(float)
+    share /= share.sum()
+    return float(pairs.mean()), float((share ** 2).sum())
+
+
+def row(label: str, run: Path, model: str, reference: tuple[Path, str] | None) -> str:
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["models"][model]
+    val, epoch, nll = best_validation(run, model)
+    paired = "(reference)"
+    if reference is not None and (run, model) != reference:
+        mine = pd.read_parquet(run / "per_user.parquet", columns=["user_id", model])
+        theirs = pd.read_parquet(reference[0] / "per_user.parquet", columns=["user_id", reference[1]])
+        joined = mine.merge(theirs, on="user_id", suffixes=("", "_ref"))
+        other = reference[1] if reference[1] != model else f"{model}_ref"
+        result = paired_comparison(joined[model].to_numpy(), joined[other].to_numpy())
+        p = "n/a" if result.wilcoxon_p is None else f"{result.wilcoxon_p:.3g}"
+        paired = f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], p = {p}"
+    minutes = metrics["seconds"][model] / 60
+    quality = json.loads((run / "sid_quality.json").read_text())["presets"]
+    level1 = next(iter(quality.values()))["levels"][0]["perplexity"]
+    aligned, chance = next_shares_first_code(run, metrics)
+    return (f"| {label} | {metrics['seed']} | {val:.4f} ({epoch}) | {nll:.3f} | {test['ndcg@10']:.4f} | "
+            f"{test['recall@20']:.4f} | {paired} | {minutes:.1f} | {level1:.1f} | {aligned:.3f} ({chance:.3f}) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="label=RUN[:MODEL]")
+    parser.add_argument("--reference", help="label=RUN[:MODEL] every row is paired against")
+    args = parser.parse_args()
+    specs = [parse(s) for s in ([args.reference] if args.reference else []) + args.runs]
+    reference = (specs[0][1], specs[0][2]) if args.reference else None
+    print("| row | seed | best val NDCG@10 (epoch) | val NLL at best | test NDCG@10 | test R@20 | "
+          "paired vs reference (test NDCG@10) | model min | level-1 perplexity | next shares code 1 (random) |")
+    print("|---" * 10 + "|")
+    for label, run, model in specs:
+        print(row(label, run, model, reference))
+
+
+if __name__ == "__main__":
+    main()
