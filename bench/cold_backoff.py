@@ -80,7 +80,7 @@ def main() -> None:
     ranked = {"plain": [], "back-off": []}
     for start in range(0, len(histories), USERS_PER_BATCH):
         part = histories[start:start + USERS_PER_BATCH]
-        state = net.hidden(torch.as_tensor(left_pad(part, net.config.max_len)))[:, -1]
+        state = net.decoder_state(torch.as_tensor(left_pad(part, net.config.max_len)))
         exclude = exclusion_mask(part, num_items)
         plain = item_log_probs(net, state, net.trie())  # (U, N)
         backed = plain.clone()

@@ -106,7 +106,7 @@ def ranked_by(model: SidGenerativeModel, split: SequenceSplit, decode: Decode, b
         histories = [split.test_inputs(u) for u in rows]
         items = torch.as_tensor(left_pad(histories, model.config.max_len), device=device)
         users = torch.as_tensor(split.user_ids[list(rows)].astype(np.int64), device=device)
-        state = model.hidden(items, users)[:, -1]  # (B, D)
+        state = model.decoder_state(items, users)  # (B, D')
         result = decode(state, exclusion_mask(histories, model.config.num_items).to(device))
         ranked.append(result.items.cpu().numpy())
         scores.append(result.scores.cpu().numpy())
@@ -204,7 +204,7 @@ def fit_head(model: SidGenerativeModel, steps: int, seed: int = 0, batch: int = 
     gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed + 1)
     histories = torch.as_tensor(np.stack([rng.choice(count, 49, replace=False) for _ in range(4096)]))
     with torch.no_grad():
-        states = torch.cat([model.hidden(part)[:, -1] for part in histories.split(512)])  # (4096, D)
+        states = torch.cat([model.decoder_state(part) for part in histories.split(512)])  # (4096, D')
     teacher = torch.randn(count, states.shape[1], generator=gen) / states.std()  # (N, D)
     popularity = -torch.log(torch.arange(1, count + 1).float())[torch.randperm(count, generator=gen)]  # (N,)
     optimiser, loss = torch.optim.Adam(model.head.parameters(), lr=3e-3), torch.zeros(())

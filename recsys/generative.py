@@ -38,6 +38,9 @@ class GenerativeConfig(BackboneConfig):
     # level's logits is the same under every prefix, and only the MLP mixes the two. "film": state *
     # (1 + scale(code)) + emb(code), a per-code rescaling of the history's features (starts as "add").
     head_advance: str = "add"
+    # K > 0: at every level the head also attends to the history's last K states (a decoder that reads the
+    # history, as TIGER's does, limited to a window so a prefix's state stays small for exact scoring).
+    head_attend: int = 0
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
     item_embedding: bool = True
@@ -58,16 +61,32 @@ class GenerativeConfig(BackboneConfig):
             raise ValueError(f"GenerativeConfig.num_items must be >= 1, got {self.num_items}")
         if not isinstance(self.head_hidden, int) or self.head_hidden < 0:
             raise ValueError(f"GenerativeConfig.head_hidden must be an integer >= 0, got {self.head_hidden!r}")
+        if not isinstance(self.head_attend, int) or not 0 <= self.head_attend <= self.max_len:
+            raise ValueError(f"GenerativeConfig.head_attend must be an integer in [0, max_len], "
+                             f"got {self.head_attend!r}")
         if self.head_advance not in HEAD_ADVANCES:
             raise ValueError(f"GenerativeConfig.head_advance must be one of {HEAD_ADVANCES}, got {self.head_advance!r}")
 
 
 class SidHead(nn.Module):
-    """Generates one SID token per level from a state that accumulates the tokens chosen so far."""
+    """Generates one SID token per level from a state that accumulates the tokens chosen so far.
+
+    A state row is (D) or, with head_attend K > 0, (D + 2 K D + K): the prefix state followed by the keys
+    and values of the history's last K states (`memory`), which `advance` carries along unchanged and
+    each level attends to."""
 
     def __init__(self, config: GenerativeConfig) -> None:
         super().__init__()
         d, hidden = config.d_model, config.head_hidden or 2 * config.d_model
+        self.d_model, self.window, self.heads = d, config.head_attend, config.n_heads
+        if self.window:
+            # The history's K states are projected to keys and values once per user (`memory`); each level
+            # only projects its query, so a prefix row costs O(K * D) more, not O(K * D^2).
+            self.memory_norm = nn.LayerNorm(d)
+            self.keys, self.values = nn.Linear(d, d), nn.Linear(d, d)
+            self.query_norm = nn.ModuleList(nn.LayerNorm(d) for _ in config.vocab_sizes)
+            self.query = nn.ModuleList(nn.Linear(d, d) for _ in config.vocab_sizes)
+            self.context = nn.ModuleList(nn.Linear(d, d) for _ in config.vocab_sizes)
         self.mlps = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), Dropout(config.dropout),
                           nn.Linear(hidden, d))
@@ -83,13 +102,46 @@ class SidHead(nn.Module):
             for table in self.scale:
                 nn.init.zeros_(table.weight)  # starts as "add"
 
+    def memory(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) states, (B, L) items (PAD = -1) -> (B, L, 2 K D + K): at each position, the keys and
+        values of the K newest states up to it (oldest first) and a 1/0 real-state flag per slot, the part of
+        a state row that `advance` carries unchanged. Each position is projected once, then windowed."""
+        window, real = self.window, (items >= 0).to(h.dtype)  # (B, L)
+        normed = self.memory_norm(h)
+        parts = [self.keys(normed) * real[..., None], self.values(normed) * real[..., None]]  # (B, L, D) each
+        windows = [F.pad(x, (0, 0, window - 1, 0)).unfold(1, window, 1).transpose(2, 3).flatten(-2)
+                   for x in parts]  # (B, L, K * D) each
+        flags = F.pad(real, (window - 1, 0)).unfold(1, window, 1)  # (B, L, K)
+        return torch.cat([*windows, flags], dim=-1)
+
     def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
-        return self.out[level](state + self.mlps[level](state))  # (..., V_level)
+        return self._logits(state[:, :self.d_model], state[:, self.d_model:], level)  # (M, V_level)
+
+    def _logits(self, prefix: torch.Tensor, memory: torch.Tensor, level: int) -> torch.Tensor:
+        if self.window:
+            prefix = prefix + self._attend(prefix, memory, level)
+        return self.out[level](prefix + self.mlps[level](prefix))
+
+    def _attend(self, prefix: torch.Tensor, memory: torch.Tensor, level: int) -> torch.Tensor:
+        """Multi-head attention of the prefix state (M, D) over the K memory slots -> (M, D)."""
+        rows, window, heads, d = len(prefix), self.window, self.heads, self.d_model
+        span = window * d
+        keys = memory[:, :span].view(rows, window, heads, d // heads)  # (M, K, H, D/H)
+        values = memory[:, span:2 * span].view(rows, window, heads, d // heads)
+        real = memory[:, 2 * span:] > 0  # (M, K)
+        query = self.query[level](self.query_norm[level](prefix)).view(rows, heads, d // heads)  # (M, H, D/H)
+        scores = torch.einsum("mhd,mkhd->mhk", query, keys) * (d // heads) ** -0.5
+        weights = scores.masked_fill(~real[:, None, :], float("-inf")).softmax(dim=-1)  # (M, H, K)
+        return self.context[level](torch.einsum("mhk,mkhd->mhd", weights, values).reshape(rows, d))
 
     def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
+        prefix = self._advance(state[:, :self.d_model], level, codes)
+        return prefix if not self.window else torch.cat([prefix, state[:, self.d_model:]], dim=-1)
+
+    def _advance(self, prefix: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
-            state = state * (1 + self.scale[level](codes))
-        return state + self.code[level](codes)
+            prefix = prefix * (1 + self.scale[level](codes))
+        return prefix + self.code[level](codes)
 
     def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor) -> torch.Tensor:
         """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows.
@@ -99,10 +151,11 @@ class SidHead(nn.Module):
         """
         loss = state.new_zeros(())
         last = target_sids.shape[1] - 1
+        prefix, memory = state[:, :self.d_model], state[:, self.d_model:]  # the memory is split off once
         for level in range(last + 1):
-            loss = loss + F.cross_entropy(self.level_logits(state, level), target_sids[:, level])
+            loss = loss + F.cross_entropy(self._logits(prefix, memory, level), target_sids[:, level])
             if level < last:
-                state = self.advance(state, level, target_sids[:, level])
+                prefix = self._advance(prefix, level, target_sids[:, level])
         return loss
 
 
@@ -134,15 +187,27 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         x = self.embed_items(items)
         return self.backbone(x, items < 0, users)
 
+    def head_states(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) states -> (B, L, D') the head's input rows: h, or with head_attend K, h followed by
+        the memory (`SidHead.memory`) of the K newest states up to each position."""
+        window = self.config.head_attend
+        if not window:
+            return h
+        return torch.cat([h, self.head.memory(h, items)], dim=-1)
+
+    def decoder_state(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) histories -> (B, D') the head's input row for the next item."""
+        return self.head_states(self.hidden(items, users), items)[:, -1]
+
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
              existing: torch.Tensor | None = None) -> torch.Tensor:
         """Next-SID cross-entropy at every position with a real input and a real target.
 
         `existing` (the movies that exist at training time) changes nothing here: each level's softmax
         runs over its codebook, whose codes movies added later share with the existing ones."""
-        h = self.hidden(inputs, users)  # (B, L, D)
+        states = self.head_states(self.hidden(inputs, users), inputs)  # (B, L, D')
         keep = (inputs >= 0) & (targets >= 0)
-        return self.head.teacher_forced_loss(h[keep], self.item_sids[targets[keep]])
+        return self.head.teacher_forced_loss(states[keep], self.item_sids[targets[keep]])
 
     def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
         return self.head.level_logits(state, level)
@@ -161,7 +226,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         - greedy/level<k>: greedy decoding from the model's own codes gets the first k codes all right
           (generated; not constrained to the trie)
         """
-        state = self.hidden(items, users)[:, -1]  # (B, D)
+        state = self.decoder_state(items, users)  # (B, D')
         sids = self.item_sids[targets]  # (B, T)
         forced, generated = state, state
         prefix_right = torch.ones(len(targets), dtype=torch.bool, device=state.device)
@@ -192,7 +257,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
                   users: torch.Tensor | None = None) -> BeamResult:
         """Top-k unseen, real movies for each history (B, L): exact scoring, or beam search (config.beam_size)."""
         device = self.item_sids.device
-        state = self.hidden(items.to(device), None if users is None else users.to(device))[:, -1]  # (B, D)
+        state = self.decoder_state(items.to(device), None if users is None else users.to(device))  # (B, D')
         if self.config.beam_size == 0:
             return exact_topk(self, state, self.trie(), exclude.to(device), k)
         return ConstrainedBeamSearch(self.trie(), self.config.beam_size)(self, state, exclude, k)

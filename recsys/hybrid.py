@@ -57,15 +57,15 @@ class SidHybridModel(SidGenerativeModel):
         return self.embed_items(torch.arange(self.config.num_items, device=self.item_sids.device)[None])[0]
 
     def dense_logits(self, state: torch.Tensor) -> torch.Tensor:
-        """(B, D) states -> (B, N) dense logits."""
-        return state @ self.item_vectors().T * self.config.d_model ** -0.5
+        """(B, D') head states -> (B, N) dense logits, from the history state (the first D features)."""
+        return state[:, :self.config.d_model] @ self.item_vectors().T * self.config.d_model ** -0.5
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None,
              existing: torch.Tensor | None = None) -> torch.Tensor:
         """SID NLL + dense softmax NLL of the next item, at every position with a real input and target."""
-        h = self.hidden(inputs, users)  # (B, L, D)
+        states = self.head_states(self.hidden(inputs, users), inputs)  # (B, L, D')
         keep = (inputs >= 0) & (targets >= 0)
-        state, wanted = h[keep], targets[keep]  # (M, D), (M,)
+        state, wanted = states[keep], targets[keep]  # (M, D'), (M,)
         sid_loss = self.head.teacher_forced_loss(state, self.item_sids[wanted])
         weight = self.item_vectors() * self.config.d_model ** -0.5  # (N, D)
         if existing is not None:  # softmax over the movies that exist at training time
@@ -73,10 +73,10 @@ class SidHybridModel(SidGenerativeModel):
             position = torch.full_like(existing, -1, dtype=torch.long)
             position[rows] = torch.arange(len(rows), device=rows.device)
             weight, wanted = weight[rows], position[wanted]
-        return sid_loss + linear_cross_entropy(state, weight, wanted)
+        return sid_loss + linear_cross_entropy(state[:, :self.config.d_model], weight, wanted)
 
     def sid_log_probs(self, state: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """(B, D) states, (B, C) items -> (B, C) log p_sid(item | history), the true prefix at each level."""
+        """(B, D') head states, (B, C) items -> (B, C) log p_sid(item | history), the true prefix given."""
         batch, count = items.shape
         sids = self.item_sids[items].reshape(batch * count, -1)  # (B * C, T)
         rows = state.repeat_interleave(count, dim=0)  # (B * C, D)
@@ -93,7 +93,7 @@ class SidHybridModel(SidGenerativeModel):
                     users: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The SID figures of `SidGenerativeModel.diagnostics`, plus dense/nll: the dense head's NLL (nats)."""
         figures = super().diagnostics(items, targets, users)
-        logits = self.dense_logits(self.hidden(items, users)[:, -1])  # (B, N)
+        logits = self.dense_logits(self.decoder_state(items, users))  # (B, N)
         figures["dense/nll"] = logits.logsumexp(dim=1) - logits.gather(1, targets[:, None]).squeeze(1)
         return figures
 
@@ -103,7 +103,7 @@ class SidHybridModel(SidGenerativeModel):
         """Top-k unseen movies by the combined score over the union of both sides' top-C candidates."""
         device = self.item_sids.device
         exclude = exclude.to(device)
-        state = self.hidden(items.to(device), None if users is None else users.to(device))[:, -1]  # (B, D)
+        state = self.decoder_state(items.to(device), None if users is None else users.to(device))  # (B, D')
         count = min(max(self.config.candidates, k), int((~exclude).sum(1).min()))
         from_sid = exact_topk(self, state, self.trie(), exclude, count).items  # (B, C)
         dense = F.log_softmax(self.dense_logits(state).float(), dim=-1)  # (B, N)

@@ -16,7 +16,8 @@ class SidGenerative(NeuralRecommender):
 
     name = "sid-generative"
     module_class = SidGenerativeModel
-    settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance")
+    settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance",
+                "head_attend")
     explains_by_sid_prefix = True
 
     def build_module(self) -> SidGenerativeModel:
@@ -24,7 +25,7 @@ class SidGenerative(NeuralRecommender):
         config = GenerativeConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
                                   num_items=self.context.catalogue.size, item_embedding=cfg.item_embedding,
                                   beam_size=cfg.beam_size, head_hidden=cfg.head_hidden,
-                                  head_advance=cfg.head_advance)
+                                  head_advance=cfg.head_advance, head_attend=cfg.head_attend)
         return SidGenerativeModel(config, item_sids=sids)
 
     def reason(self, item: int, score: float, history: np.ndarray, run: object) -> str:

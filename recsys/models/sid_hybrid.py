@@ -14,7 +14,7 @@ class SidHybrid(SidGenerative):
 
     name = "sid-hybrid"
     module_class = SidHybridModel
-    settings = ("split", "backbone", "training", "head_hidden", "head_advance", "hybrid_dense_weight",
+    settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "hybrid_dense_weight",
                 "hybrid_candidates")
     runs_by_default = False
 
@@ -23,7 +23,7 @@ class SidHybrid(SidGenerative):
         config = HybridConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
                               num_items=self.context.catalogue.size, dense_weight=cfg.hybrid_dense_weight,
                               candidates=cfg.hybrid_candidates, head_hidden=cfg.head_hidden,
-                              head_advance=cfg.head_advance)
+                              head_advance=cfg.head_advance, head_attend=cfg.head_attend)
         return SidHybridModel(config, item_sids=sids)
 
     def reason(self, item: int, score: float, history: object, run: object) -> str:

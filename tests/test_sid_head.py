@@ -1,0 +1,103 @@
+"""The SID head's variants: FiLM advance and attention to the history's last K states."""
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.decoding import SidTrie
+from recsys.exact_scoring import full_exact_topk, item_log_probs, pruned_exact_topk
+from recsys.generative import GenerativeConfig, SidGenerativeModel
+
+VOCAB = (5, 4, 3)
+N_ITEMS = 40
+
+
+def model_with(**head) -> SidGenerativeModel:
+    rng = np.random.default_rng(3)
+    space = np.array(np.meshgrid(*[np.arange(v) for v in VOCAB], indexing="ij")).reshape(len(VOCAB), -1).T
+    sids = space[rng.choice(len(space), N_ITEMS, replace=False)]
+    config = GenerativeConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=6, vocab_sizes=VOCAB,
+                              num_items=N_ITEMS, **head)
+    torch.manual_seed(3)
+    model = SidGenerativeModel(config, item_sids=sids).eval()
+    with torch.no_grad():
+        for out in model.head.out:
+            out.weight.mul_(8.0)  # sharper than at initialisation, so levels and pruning matter
+    return model
+
+
+def histories() -> torch.Tensor:
+    items = torch.randint(0, N_ITEMS, (7, 6), generator=torch.Generator().manual_seed(4))
+    items[:3, :2] = -1  # left padding
+    return items
+
+
+def brute_force(model: SidGenerativeModel, state: torch.Tensor) -> torch.Tensor:
+    """(U, N): every item's SID teacher-forced on its own."""
+    scores = torch.zeros(len(state), N_ITEMS)
+    for item, sid in enumerate(model.item_sids):
+        s = state
+        for level, code in enumerate(sid.tolist()):
+            scores[:, item] += torch.log_softmax(model.level_logits(s, level), -1)[:, code]
+            if level < len(sid) - 1:
+                s = model.advance(s, level, torch.full((len(state),), code))
+    return scores
+
+
+def test_the_window_holds_the_newest_states_keys_and_values_with_padding_flagged():
+    model = model_with(head_attend=3)
+    items = histories()
+    h = model.hidden(items)  # (B, L, D)
+    rows = model.head_states(h, items)  # (B, L, D + 2 * 3 * D + 3)
+    assert rows.shape == (7, 6, 16 + 2 * 48 + 3)
+    torch.testing.assert_close(rows[:, :, :16], h)
+    head = model.head
+    newest = h[4, 3:6]  # user 4's position 5: the three newest states, oldest first, then itself
+    torch.testing.assert_close(rows[4, 5, 16:64], head.keys(head.memory_norm(newest)).flatten())
+    torch.testing.assert_close(rows[4, 5, 64:112], head.values(head.memory_norm(newest)).flatten())
+    assert rows[4, 5, 112:].tolist() == [1.0, 1.0, 1.0]
+    tail = rows[0, 2]  # user 0: positions 0-1 are padding
+    assert tail[112:].tolist() == [0.0, 0.0, 1.0] and not tail[16:48].any() and not tail[64:96].any()
+
+
+def test_a_later_item_never_reaches_an_earlier_positions_head_state():
+    model = model_with(head_attend=3)
+    items = histories()
+    changed = items.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % N_ITEMS
+    before, after = (model.head_states(model.hidden(x), x) for x in (items, changed))
+    torch.testing.assert_close(before[:, :4], after[:, :4])
+
+
+@pytest.mark.parametrize("head", [{"head_attend": 3}, {"head_attend": 2, "head_advance": "film"}])
+def test_exact_pruned_and_brute_force_agree_for_an_attending_head(head):
+    model = model_with(**head)
+    state = model.decoder_state(histories())  # (U, D')
+    trie = SidTrie(model.item_sids.numpy())
+    with torch.no_grad():
+        torch.testing.assert_close(item_log_probs(model, state, trie), brute_force(model, state),
+                                   rtol=1e-4, atol=1e-4)
+    exclude = torch.zeros(len(state), N_ITEMS, dtype=torch.bool)
+    exclude[:, :5] = True
+    full, pruned = full_exact_topk(model, state, trie, exclude, 10), pruned_exact_topk(model, state, trie, exclude, 10)
+    assert torch.equal(full.items, pruned.items)
+
+
+def test_an_attending_head_trains():
+    model = model_with(head_attend=3).train()
+    items = histories()
+    targets = torch.roll(items, -1, dims=1).clamp(min=0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(20):
+        optimiser.zero_grad()
+        loss = model.loss(items, targets)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] and all(p.grad is not None for p in model.head.parameters())
+
+
+def test_head_attend_beyond_the_history_is_refused():
+    with pytest.raises(ValueError, match="head_attend"):
+        GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, max_len=6, head_attend=7)
