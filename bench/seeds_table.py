@@ -17,7 +17,8 @@ from recsys.significance import PairedComparison
 COLUMNS = [("recall@5", "R@5"), ("recall@10", "R@10"), ("recall@20", "R@20"), ("ndcg@5", "N@5"),
            ("ndcg@10", "N@10"), ("ndcg@20", "N@20")]
 NAMES = {"faiss-dense": "FAISS dense (SASRec-style)", "faiss-content": "FAISS content", "itemknn": "item-kNN",
-         "markov": "Markov", "sid-generative": "SID-generative", "popularity": "popularity"}
+         "markov": "Markov", "sid-generative": "SID-generative", "popularity": "popularity",
+         "sid-hybrid": "SID + dense hybrid"}
 
 
 def table(metrics: dict) -> str:
