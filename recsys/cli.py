@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recsys import movielens
 from recsys.stages import run_lock
-from rqsid.io import read_json
+from rqsid.io import process_rank, read_json
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -89,6 +89,8 @@ def cmd_sids(args: argparse.Namespace) -> int:
 
 
 def print_seed_summary(metrics: dict, run: Path) -> None:
+    if not metrics:  # a DDP rank other than 0: rank 0 prints the summary
+        return
     from recsys.multiseed import mean_sd_table
     from recsys.significance import PairedComparison
 
@@ -142,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     with run_lock(Path(args.run)):
         timings = run_pipeline(Path(args.run), options)
+    if process_rank() != 0:  # rank 0 alone writes metrics.json; another rank may not read it yet
+        return 0
     metrics = read_json(Path(args.run) / "metrics.json")
     print(f"\n{metrics['dataset']}, {metrics['split']} split, {metrics['num_users']} users, seed {metrics['seed']}")
     print(metrics_table(metrics).to_string())

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from recsys.evaluate import paired_tests
 from recsys.report import METRIC_ORDER, paired_lines, to_markdown
 from recsys.significance import format_mean_sd, seed_summary
-from rqsid.io import atomic_write, read_json, write_json, write_parquet
+from rqsid.io import atomic_write, process_rank, read_json, write_json, write_parquet
 
 # What `sidrec evaluate --seeds` shares between the seeds of one SID stage (linked into each seed folder).
 SID_STAGE_FILES = ("movies.parquet", "embeddings.parquet", "sids.parquet", "sid_labels.parquet",
@@ -72,7 +72,10 @@ def _read_seed(run_dir: Path, seed: int) -> tuple[dict, pd.DataFrame]:
 
 
 def summarise_seeds(run_dir: Path, seeds: list[int], extra: dict[str, Any] | None = None) -> dict:
-    """Write the summary of finished seed runs into run_dir; returns its metrics.json content."""
+    """Write the summary of finished seed runs into run_dir; returns its metrics.json content ({} on a DDP
+    rank other than 0: rank 0 alone writes the seeds' files, so another rank may not read them yet)."""
+    if process_rank() != 0:
+        return {}
     run_dir = Path(run_dir)
     read = {s: _read_seed(run_dir, s) for s in seeds}
     first = read[seeds[0]][0]

@@ -23,7 +23,7 @@ from recsys.report import write_report
 from recsys.semantic_ids import SidConfig, build_semantic_ids
 from recsys.stages import run_lock
 from rqsid.embed import DEFAULT_MODEL
-from rqsid.io import write_json
+from rqsid.io import process_rank, write_json
 
 
 @dataclass
@@ -112,5 +112,6 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     if torch.cuda.is_available():
         timings["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     write_json(timings, run_dir / "timings.json")
-    write_report(run_dir)
+    if process_rank() == 0:  # the report reads metrics.json, which rank 0 alone writes
+        write_report(run_dir)
     return timings
