@@ -122,6 +122,15 @@ def fit_and_rank(name: str, context: FitContext, split: SequenceSplit, out_dir: 
     return predictions_frame(split.user_ids, ranking.items, ranking.scores, context.catalogue)
 
 
+def read_staged_predictions(staging: Path, run_dir: Path, name: str) -> pd.DataFrame:
+    """A staged model's predictions. Under DDP, rank 0 may move them into the run (`promote`, one rename
+    per file) while another rank reads: a file gone from the staging folder is then in the run."""
+    try:
+        return pd.read_parquet(staging / "predictions" / f"{name}.parquet")
+    except FileNotFoundError:
+        return pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")
+
+
 def promote(staging: Path, run_dir: Path, names: list[str]) -> None:
     """Move the staged models' folders, logs, predictions and stage records into the run (after every
     model of the stage succeeded), then drop the staging folder."""
@@ -164,8 +173,8 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
         if final.is_done() and not force:
             log.info("%s: finished before with the same inputs and settings, skipped (--force redoes it)", name)
             predictions[name] = pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")
-        elif pending.is_done() and not force:  # trained by an interrupted run with these settings
-            predictions[name] = pd.read_parquet(staging / "predictions" / f"{name}.parquet")
+        elif pending.is_done() and not force:  # trained by an interrupted run, or (DDP) by rank 0 just now
+            predictions[name] = read_staged_predictions(staging, run_dir, name)
             staged.append(name)
         else:
             context = FitContext(catalogue, embeddings, sids, cfg, output_dir=staging / "train" / name,

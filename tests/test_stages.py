@@ -196,3 +196,17 @@ def test_an_interrupted_rerun_with_new_settings_leaves_the_run_as_it_was(tiny_ru
     for name in new["models"]:
         predictions = pd.read_parquet(run / "predictions" / f"{name}.parquet")
         assert metrics_from_files(predictions, targets) == new["models"][name]
+
+
+def test_staged_predictions_promoted_meanwhile_are_read_from_the_run(tmp_path):
+    """Under DDP, rank 0 may move a staged model's predictions into the run while another rank reads."""
+    from recsys.recommenders import read_staged_predictions
+
+    staging, run = tmp_path / "run" / ".staging", tmp_path / "run"
+    frame = pd.DataFrame({"user_id": [1], "rank": [1], "movie_id": [7], "score": [0.5]})
+    (staging / "predictions").mkdir(parents=True)
+    frame.to_parquet(staging / "predictions" / "markov.parquet")
+    pd.testing.assert_frame_equal(read_staged_predictions(staging, run, "markov"), frame)
+    (run / "predictions").mkdir()
+    (staging / "predictions" / "markov.parquet").replace(run / "predictions" / "markov.parquet")
+    pd.testing.assert_frame_equal(read_staged_predictions(staging, run, "markov"), frame)
