@@ -19,14 +19,19 @@ class SidGenerative(NeuralRecommender):
     settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance",
                 "head_attend")
     explains_by_sid_prefix = True
+    config_class = GenerativeConfig
+
+    def network_settings(self) -> dict:
+        """The network config's fields that come from the run's settings (beside backbone and catalogue)."""
+        cfg = self.context.config
+        return {"item_embedding": cfg.item_embedding, "beam_size": cfg.beam_size, "head_hidden": cfg.head_hidden,
+                "head_advance": cfg.head_advance, "head_attend": cfg.head_attend}
 
     def build_module(self) -> SidGenerativeModel:
         cfg, sids = self.context.config, self.context.sids
-        config = GenerativeConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
-                                  num_items=self.context.catalogue.size, item_embedding=cfg.item_embedding,
-                                  beam_size=cfg.beam_size, head_hidden=cfg.head_hidden,
-                                  head_advance=cfg.head_advance, head_attend=cfg.head_attend)
-        return SidGenerativeModel(config, item_sids=sids)
+        config = self.config_class(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
+                                   num_items=self.context.catalogue.size, **self.network_settings())
+        return self.module_class(config, item_sids=sids)
 
     def reason(self, item: int, score: float, history: np.ndarray, run: object) -> str:
         return f"log-probability {score:.2f}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from recsys.hybrid import HybridConfig, SidHybridModel
 from recsys.models.sid_generative import SidGenerative
 
@@ -17,14 +15,13 @@ class SidHybrid(SidGenerative):
     settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "hybrid_dense_weight",
                 "hybrid_candidates")
     runs_by_default = False
+    config_class = HybridConfig
 
-    def build_module(self) -> SidHybridModel:
-        cfg, sids = self.context.config, self.context.sids
-        config = HybridConfig(**asdict(cfg.backbone), vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)),
-                              num_items=self.context.catalogue.size, dense_weight=cfg.hybrid_dense_weight,
-                              candidates=cfg.hybrid_candidates, head_hidden=cfg.head_hidden,
-                              head_advance=cfg.head_advance, head_attend=cfg.head_attend)
-        return SidHybridModel(config, item_sids=sids)
+    def network_settings(self) -> dict:
+        """The SID head's settings and the hybrid's own (its id embedding is always on; it never beams)."""
+        cfg = self.context.config
+        head = {key: value for key, value in super().network_settings().items() if key.startswith("head_")}
+        return {**head, "dense_weight": cfg.hybrid_dense_weight, "candidates": cfg.hybrid_candidates}
 
     def reason(self, item: int, score: float, history: object, run: object) -> str:
         return f"log p_sid + weighted log p_dense {score:.2f}"
