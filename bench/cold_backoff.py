@@ -16,18 +16,15 @@ and warm test slices for both scorings (the plain one must equal the run's metri
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import cold_start_model
 
 from recsys.exact_scoring import item_log_probs
-from recsys.finished_run import FinishedRun
 from recsys.inputs import exclusion_mask, left_pad
 from recsys.metrics import ndcg_at_k, recall_at_k
-from recsys.sequences import make_split
 from rqsid.io import write_json
 
 USERS_PER_BATCH = 128
@@ -63,14 +60,9 @@ def prefix_log_probs(net: torch.nn.Module, state: torch.Tensor, items: np.ndarra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--model", default="sid-generative")
-    args = parser.parse_args()
-    run = FinishedRun(args.run)
-    net = run.recommender(args.model).net.eval()
-    split = make_split("cold-start", run.ratings, run.catalogue)
-    sids, num_items = net.item_sids.numpy(), run.catalogue.size
+    args, net, split = cold_start_model(__doc__.splitlines()[0])
+    sids = net.item_sids.numpy()
+    num_items = len(sids)
     seen = np.zeros(num_items, dtype=bool)
     for sequence in split.training_sequences():
         seen[sequence[1:]] = True

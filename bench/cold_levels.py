@@ -10,27 +10,18 @@ prints it.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import cold_start_model
 
-from recsys.finished_run import FinishedRun
 from recsys.inputs import left_pad
-from recsys.sequences import make_split
 from rqsid.io import write_json
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--model", default="sid-generative")
-    args = parser.parse_args()
-    run = FinishedRun(args.run)
-    net = run.recommender(args.model).net.eval()
-    split = make_split("cold-start", run.ratings, run.catalogue)
+    args, net, split = cold_start_model(__doc__.splitlines()[0])
     cold = split.cold_target()
     inputs = torch.as_tensor(left_pad([split.test_inputs(u) for u in range(len(split.user_ids))], net.config.max_len))
     targets = torch.as_tensor(split.test_target)

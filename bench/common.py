@@ -103,3 +103,19 @@ def write_result(name: str, device: str, figures: dict[str, Any], notes: list[st
 def rate(count: int, seconds: float) -> float:
     """Items per second, rounded for the report."""
     return round(count / seconds, 1) if seconds > 0 else float("inf")
+
+
+def cold_start_model(description: str) -> tuple[Any, Any, Any]:
+    """The command line of the cold-start analyses (RUN [--model M]): the parsed arguments, the run's trained SID
+    network (eval mode) and its cold-start split."""
+    import argparse
+
+    from recsys.finished_run import FinishedRun
+    from recsys.sequences import make_split
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--model", default="sid-generative")
+    args = parser.parse_args()
+    run = FinishedRun(args.run)
+    return args, run.recommender(args.model).net.eval(), make_split("cold-start", run.ratings, run.catalogue)
