@@ -105,7 +105,9 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
     stages.update(quality["seconds"] or {"Semantic IDs (finished before, skipped)": 0.0})
     metrics = run_recommenders(dataset, run_dir, cfg, force=options.force, resume=options.resume)
-    stages.update({f"{name} (train + test)": s for name, s in metrics["seconds"].items()})
+    reused = set(metrics.get("reused", ()))  # finished by an earlier run: the seconds are that run's
+    stages.update({f"{name} ({'finished before' if name in reused else 'train + test'})": s
+                   for name, s in metrics["seconds"].items()})
     timings = {"command": options.command, "preset": options.preset, "dataset": dataset.name,
                "device": device_description(options.trainer), "stages": stages,
                "total_seconds": round(time.perf_counter() - begin, 1), "peak_rss_gib": round(peak_rss_gib(), 2)}

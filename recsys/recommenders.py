@@ -165,16 +165,21 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
     log.info("%s split: %d users evaluated, %d skipped", split.name, len(split.user_ids), split.skipped_users)
     ratings_digest = table_digest(dataset.ratings)
     staging = run_dir / STAGING
-    predictions, seconds, valid, staged = {}, {}, {}, []
+    predictions, seconds, valid, staged, reused = {}, {}, {}, [], set()
     for name in cfg.models:
         start = time.perf_counter()
         final, pending = (model_stage(name, cfg, where, ratings_digest, run_dir) for where in (run_dir, staging))
         pending.promoted_to = run_dir
+        # `seconds`: a model's training and ranking time, kept from the run that made it when it is reused
         if final.is_done() and not force:
             log.info("%s: finished before with the same inputs and settings, skipped (--force redoes it)", name)
             predictions[name] = pd.read_parquet(run_dir / "predictions" / f"{name}.parquet")
+            seconds[name] = final.finished_seconds()
+            reused.add(name)
         elif pending.is_done() and not force:  # trained by an interrupted run, or (DDP) by rank 0 just now
             predictions[name] = read_staged_predictions(staging, run_dir, name)
+            seconds[name] = pending.finished_seconds()
+            reused.add(name)
             staged.append(name)
         else:
             context = FitContext(catalogue, embeddings, sids, cfg, output_dir=staging / "train" / name,
@@ -182,17 +187,17 @@ def run_recommenders(dataset: MovieLens, run_dir: Path, cfg: RecommenderConfig, 
             pending.start()
             predictions[name] = fit_and_rank(name, context, split, staging)
             write_parquet(predictions[name], staging / "predictions" / f"{name}.parquet")
-            pending.finish(time.perf_counter() - start)
+            seconds[name] = round(time.perf_counter() - start, 1)
+            pending.finish(seconds[name])
             staged.append(name)
         # Share of recommendations that are real catalogue movies outside the user's history (must be 1).
         valid[name] = check_recommendations(predictions[name], split, catalogue, "test")
-        seconds[name] = round(time.perf_counter() - start, 1)
-        log.info("%s: done in %.1f s", name, seconds[name])
+        log.info("%s: done in %.1f s", name, time.perf_counter() - start)
     if staged and process_rank() == 0:  # under DDP, rank 0 alone moves the files (as it alone writes them)
         (run_dir / "metrics.json").unlink(missing_ok=True)  # from here until it is rewritten, it would mislead
         promote(staging, run_dir, staged)
     extra = {"location": dataset.location, "seed": cfg.training.seed, "seconds": seconds,
-             "valid_recommendations": valid, "config": config_dict(cfg)}
+             "reused": sorted(reused), "valid_recommendations": valid, "config": config_dict(cfg)}
     cold = split.cold_target()
     slices = {"cold target": split.user_ids[cold], "warm target": split.user_ids[~cold]} if split.cold_items.size \
         else None

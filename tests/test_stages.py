@@ -23,11 +23,15 @@ def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny
     weights = run / "models" / "sid-generative" / "model.safetensors"
     quantizer = run / "quantizer" / "model.safetensors"
     before = {p: p.stat().st_mtime_ns for p in (weights, quantizer)}
-    metrics = json.loads((run / "metrics.json").read_text())["models"]
+    written = json.loads((run / "metrics.json").read_text())
     with caplog.at_level("INFO"):
         assert main(run_args(tiny_run, run)) == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing was trained again
-    assert json.loads((run / "metrics.json").read_text())["models"] == metrics
+    rewritten = json.loads((run / "metrics.json").read_text())
+    assert rewritten["models"] == written["models"]
+    # the models' times stay those of the run that made them, not the moment it took to read them back
+    assert rewritten["seconds"] == written["seconds"] and rewritten["reused"] == sorted(MODELS)
+    assert written["reused"] == [] and written["seconds"]["sid-generative"] > 0.5
     assert caplog.text.count("finished before with the same inputs and settings") == 1 + len(MODELS)  # + SIDs
     caplog.clear()
     with caplog.at_level("INFO"):  # a training setting changed: SIDs and the four unlearned baselines stay
