@@ -86,12 +86,22 @@ def users_per_chunk(links: list[PrefixLinks], vocab_sizes: list[int], d_model: i
     return max(1, budget_bytes // (FLOAT_BYTES * per_user))
 
 
+def child_masks(trie: SidTrie, widths: list[int]) -> list[torch.Tensor]:
+    """Per level k, (P_{k-1}, V_k) bool: code c exists below length-k prefix p (P_{-1} = 1, the empty
+    prefix), padded with False to the logit widths."""
+    tables = [trie.root[None], *trie.children]
+    return [F.pad(table >= 0, (0, width - table.shape[1]), value=False) for table, width in zip(tables, widths,
+                                                                                                  strict=True)]
+
+
 @torch.no_grad()
 def item_log_probs(model: SidDecoder, state: torch.Tensor, trie: SidTrie,
-                   budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
+                   budget_bytes: int = MEMORY_BUDGET_BYTES, children_only: bool = False) -> torch.Tensor:
     """(U, D) decoder states -> (U, N) float32 log p(item | history) of every catalogue item, exactly.
 
     log p(item) = sum_k log_softmax(level_logits(s_k, k))[c_k], evaluated once per distinct prefix.
+    children_only: each level's softmax runs over the codes that exist below the prefix only (the
+    probability a head puts on codes no movie has is given back to the real ones).
     """
     device, d_model = state.device, state.shape[1]
     links = [PrefixLinks(p.to(device), c.to(device)) for p, c in prefix_links(trie)]
@@ -99,11 +109,13 @@ def item_log_probs(model: SidDecoder, state: torch.Tensor, trie: SidTrie,
     chunk = users_per_chunk(links, vocab, d_model, hidden, budget_bytes)
     rows = max(1, budget_bytes // (FLOAT_BYTES * max(d_model, hidden, *vocab)))  # head rows per call
     leaf = trie.prefix_of_item[-1].to(device)  # (N,) full-SID prefix id of each item
-    scores = [_prefix_scores(model, part, links, rows)[:, leaf] for part in state.split(chunk)]
+    masks = [m.to(device) for m in child_masks(trie, vocab)] if children_only else None
+    scores = [_prefix_scores(model, part, links, rows, masks)[:, leaf] for part in state.split(chunk)]
     return torch.cat(scores) if scores else state.new_zeros(0, trie.num_items, dtype=torch.float32)
 
 
-def _prefix_scores(model: SidDecoder, state: torch.Tensor, links: list[PrefixLinks], max_rows: int) -> torch.Tensor:
+def _prefix_scores(model: SidDecoder, state: torch.Tensor, links: list[PrefixLinks], max_rows: int,
+                   masks: list[torch.Tensor] | None = None) -> torch.Tensor:
     """(U, D) states -> (U, P_{T-1}) cumulative log-probability of every full-length prefix."""
     users, d_model = state.shape
     states = state[:, None]  # (U, 1, D): the empty prefix
@@ -113,34 +125,40 @@ def _prefix_scores(model: SidDecoder, state: torch.Tensor, links: list[PrefixLin
             parent, code = links[level - 1]
             flat = states[:, parent].reshape(-1, d_model)  # (U * P_{k-1}, D)
             states = model.advance(flat, level - 1, code.repeat(users)).view(users, len(parent), d_model)
-        logp = _gathered_log_probs(model, states, level, link, max_rows)  # (U, P_k)
+        logp = _gathered_log_probs(model, states, level, link, max_rows, None if masks is None else masks[level])
         cum = cum[:, link.parent] + logp
     return cum
 
 
 def _gathered_log_probs(model: SidDecoder, states: torch.Tensor, level: int, link: PrefixLinks,
-                        max_rows: int) -> torch.Tensor:
-    """(U, R, D) prefix states -> (U, P_k): log_softmax(level_logits)[parent(q), code(q)] per child q.
+                        max_rows: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(U, R, D) prefix states -> (U, P_k): log_softmax(level_logits)[parent(q), code(q)] per child q,
+    the softmax over the codes of `mask` (R, V_k) only when given.
 
     One head call on (U * R, D) when it fits in `max_rows` rows; otherwise chunks of parent prefixes.
     """
     users, parents = states.shape[:2]
     step = max(1, max_rows // users)
     if step >= parents:
-        return _head_log_probs(model, states, level)[:, link.parent, link.code]
+        return _head_log_probs(model, states, level, mask)[:, link.parent, link.code]
     out = torch.empty(users, len(link.parent), dtype=torch.float32, device=states.device)
     for start in range(0, parents, step):
-        logp = _head_log_probs(model, states[:, start:start + step], level)  # (U, r, V_k)
+        part = None if mask is None else mask[start:start + step]
+        logp = _head_log_probs(model, states[:, start:start + step], level, part)  # (U, r, V_k)
         mine = (link.parent >= start) & (link.parent < start + step)
         out[:, mine] = logp[:, link.parent[mine] - start, link.code[mine]]
     return out
 
 
-def _head_log_probs(model: SidDecoder, states: torch.Tensor, level: int) -> torch.Tensor:
-    """(U, R, D) states -> (U, R, V_k) float32 log-softmax of level k's logits, in one head call."""
+def _head_log_probs(model: SidDecoder, states: torch.Tensor, level: int,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(U, R, D) states -> (U, R, V_k) float32 log-softmax of level k's logits, in one head call; over
+    the codes of `mask` (R, V_k) only, when given."""
     users, rows, d_model = states.shape
-    logits = model.level_logits(states.reshape(-1, d_model), level).float()  # (U * R, V_k)
-    return torch.log_softmax(logits, dim=-1).view(users, rows, -1)
+    logits = model.level_logits(states.reshape(-1, d_model), level).float().view(users, rows, -1)
+    if mask is not None:
+        logits = logits.masked_fill(~mask, NEG_INF)
+    return torch.log_softmax(logits, dim=-1)
 
 
 def _checked_exclude(state: torch.Tensor, trie: SidTrie, exclude: torch.Tensor, k: int) -> torch.Tensor:

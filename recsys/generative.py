@@ -15,6 +15,7 @@ Read top to bottom: config, SID head, model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,10 +24,11 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from recsys.backbone import BackboneConfig, Dropout, SequenceBackbone
-from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
+from recsys.decoding import NEG_INF, BeamResult, ConstrainedBeamSearch, SidTrie
 from recsys.exact_scoring import exact_topk
 
 HEAD_ADVANCES = ("add", "film")
+CHILD_FLOATS = 2**24  # largest (rows, children, D) gather of the head_nodes logits in one piece
 
 
 @dataclass
@@ -41,6 +43,10 @@ class GenerativeConfig(BackboneConfig):
     # K > 0: at every level the head also attends to the history's last K states (a decoder that reads the
     # history, as TIGER's does, limited to a window so a prefix's state stays small for exact scoring).
     head_attend: int = 0
+    # Each real child below a length-k prefix (k >= 1) gets its own output vector, added to its code's shared
+    # one, and each level's softmax runs over the prefix's real children only: without it a code's output
+    # vector is the same under every parent, although a residual code means something else under each.
+    head_nodes: bool = False
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
     item_embedding: bool = True
@@ -64,8 +70,34 @@ class GenerativeConfig(BackboneConfig):
         if not isinstance(self.head_attend, int) or not 0 <= self.head_attend <= self.max_len:
             raise ValueError(f"GenerativeConfig.head_attend must be an integer in [0, max_len], "
                              f"got {self.head_attend!r}")
+        if not isinstance(self.head_nodes, bool):
+            raise ValueError(f"GenerativeConfig.head_nodes must be true or false, got {self.head_nodes!r}")
         if self.head_advance not in HEAD_ADVANCES:
             raise ValueError(f"GenerativeConfig.head_advance must be one of {HEAD_ADVANCES}, got {self.head_advance!r}")
+
+
+class ChildTables(NamedTuple):
+    """The catalogue's SID tree as the head reads it, per level k (P_{-1} = 1: the empty prefix)."""
+
+    step: list[torch.Tensor]  # (P_{k-1}, V_k): prefix id after code c below prefix p, -1 = no movie has it
+    codes: list[torch.Tensor]  # (P_{k-1}, C_k): the real children's codes, padded with -1
+    rows: list[torch.Tensor]  # (P_{k-1}, C_k): each child's row in the level's node table (its first movie)
+
+    @classmethod
+    def from_trie(cls, trie: SidTrie, widths: tuple[int, ...]) -> ChildTables:
+        step = [F.pad(t, (0, w - t.shape[1]), value=-1) for t, w in zip([trie.root[None], *trie.children], widths,
+                                                                         strict=True)]
+        items = torch.arange(trie.num_items, device=trie.root.device)
+        first = [torch.full((int(p.max()) + 1,), trie.num_items, device=p.device).scatter_reduce(0, p, items, "amin")
+                 for p in trie.prefix_of_item]  # per level: (P_k,) lowest item index below each prefix
+        codes, rows = [], []
+        for k, table in enumerate(step):
+            real = table >= 0
+            order = torch.sort((~real).to(torch.int8), dim=1, stable=True).indices[:, :int(real.sum(1).max())]
+            kept = real.gather(1, order)  # (P_{k-1}, C_k)
+            codes.append(torch.where(kept, order, -1))
+            rows.append(torch.where(kept, first[k][table.gather(1, order).clamp(min=0)], 0))
+        return cls(step, codes, rows)
 
 
 class SidHead(nn.Module):
@@ -73,7 +105,8 @@ class SidHead(nn.Module):
 
     A state row is (D) or, with head_attend K > 0, (D + 2 K D + K): the prefix state followed by the keys
     and values of the history's last K states (`memory`), which `advance` carries along unchanged and
-    each level attends to."""
+    each level attends to; with head_nodes, one more column: the prefix's id in the tree (`ChildTables`),
+    which `advance` moves to the chosen child."""
 
     def __init__(self, config: GenerativeConfig) -> None:
         super().__init__()
@@ -96,6 +129,11 @@ class SidHead(nn.Module):
         # No embedding for the last level's code: nothing is generated after it (and DDP refuses parameters
         # that never receive a gradient).
         self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
+        self.nodes, self.tables = None, None  # tables: set by the model before each use (`SidGenerativeModel`)
+        if config.head_nodes:
+            self.nodes = nn.ModuleList(nn.Embedding(config.num_items, d) for _ in config.vocab_sizes[1:])
+            for table in self.nodes:
+                nn.init.zeros_(table.weight)  # starts as the shared code vectors alone
         self.scale = None
         if config.head_advance == "film":
             self.scale = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
@@ -114,13 +152,37 @@ class SidHead(nn.Module):
         flags = F.pad(real, (window - 1, 0)).unfold(1, window, 1)  # (B, L, K)
         return torch.cat([*windows, flags], dim=-1)
 
-    def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
-        return self._logits(state[:, :self.d_model], state[:, self.d_model:], level)  # (M, V_level)
+    def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A state row -> its prefix state (M, D), memory (M, 2 K D + K) and, with head_nodes, prefix id (M,)."""
+        if self.nodes is None:
+            return state[:, :self.d_model], state[:, self.d_model:], None
+        return state[:, :self.d_model], state[:, self.d_model:-1], state[:, -1].long()
 
-    def _logits(self, prefix: torch.Tensor, memory: torch.Tensor, level: int) -> torch.Tensor:
+    def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
+        return self._logits(*self._split(state), level)  # (M, V_level)
+
+    def _logits(self, prefix: torch.Tensor, memory: torch.Tensor, node: torch.Tensor | None,
+                level: int) -> torch.Tensor:
         if self.window:
             prefix = prefix + self._attend(prefix, memory, level)
-        return self.out[level](prefix + self.mlps[level](prefix))
+        features = prefix + self.mlps[level](prefix)  # (M, D)
+        logits = self.out[level](features)  # (M, V)
+        return logits if node is None else self._child_logits(logits, features, node, level)
+
+    def _child_logits(self, logits: torch.Tensor, features: torch.Tensor, node: torch.Tensor,
+                      level: int) -> torch.Tensor:
+        """Shared code logits (M, V) -> the same plus each real child's own vector, -inf off the children."""
+        codes, rows = self.tables.codes[level][node], self.tables.rows[level][node]  # (M, C)
+        real = codes >= 0
+        values = logits.gather(1, codes.clamp(min=0))  # (M, C)
+        if level > 0:  # level 0's children are the codes themselves: out[0] is already per child
+            step = max(1, CHILD_FLOATS // (codes.shape[1] * self.d_model))
+            own = [torch.einsum("md,mcd->mc", f, self.nodes[level - 1](r))
+                   for f, r in zip(features.split(step), rows.split(step), strict=True)]
+            values = values + torch.cat(own)
+        values = values.masked_fill(~real, NEG_INF)
+        # amax: a padded slot (-inf at code 0) never overwrites a real child with code 0
+        return torch.full_like(logits, NEG_INF).scatter_reduce(1, codes.clamp(min=0), values, "amax")
 
     def _attend(self, prefix: torch.Tensor, memory: torch.Tensor, level: int) -> torch.Tensor:
         """Multi-head attention of the prefix state (M, D) over the K memory slots -> (M, D)."""
@@ -135,8 +197,15 @@ class SidHead(nn.Module):
         return self.context[level](torch.einsum("mhk,mkhd->mhd", weights, values).reshape(rows, d))
 
     def advance(self, state: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
-        prefix = self._advance(state[:, :self.d_model], level, codes)
-        return prefix if not self.window else torch.cat([prefix, state[:, self.d_model:]], dim=-1)
+        prefix, memory, node = self._split(state)
+        parts = [self._advance(prefix, level, codes)] + ([memory] if self.window else [])
+        if node is not None:
+            parts.append(self._child(node, level, codes).to(state.dtype)[:, None])
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+    def _child(self, node: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
+        """(M,) prefix ids and the codes chosen below them -> (M,) the children's ids (0 where none is real)."""
+        return self.tables.step[level][node, codes].clamp(min=0)
 
     def _advance(self, prefix: torch.Tensor, level: int, codes: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
@@ -151,11 +220,12 @@ class SidHead(nn.Module):
         """
         loss = state.new_zeros(())
         last = target_sids.shape[1] - 1
-        prefix, memory = state[:, :self.d_model], state[:, self.d_model:]  # the memory is split off once
+        prefix, memory, node = self._split(state)  # the memory is split off once
         for level in range(last + 1):
-            loss = loss + F.cross_entropy(self._logits(prefix, memory, level), target_sids[:, level])
+            loss = loss + F.cross_entropy(self._logits(prefix, memory, node, level), target_sids[:, level])
             if level < last:
                 prefix = self._advance(prefix, level, target_sids[:, level])
+                node = None if node is None else self._child(node, level, target_sids[:, level])
         return loss
 
 
@@ -175,6 +245,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         self.backbone = SequenceBackbone(config)
         self.head = SidHead(config)
         self._trie: SidTrie | None = None
+        self._tables: tuple[SidTrie, ChildTables] | None = None
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
         """(B, L) item indices (PAD = -1) -> (B, L, D): sum of the item's SID token (and id) embeddings."""
@@ -189,11 +260,15 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
 
     def head_states(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, L, D) states -> (B, L, D') the head's input rows: h, or with head_attend K, h followed by
-        the memory (`SidHead.memory`) of the K newest states up to each position."""
-        window = self.config.head_attend
-        if not window:
-            return h
-        return torch.cat([h, self.head.memory(h, items)], dim=-1)
+        the memory (`SidHead.memory`) of the K newest states up to each position; with head_nodes, then
+        the empty prefix's id (0)."""
+        if self.config.head_nodes:
+            h = h.float()  # the rows carry prefix ids, exact in float32 (not in 16-bit floats)
+        parts = [h] + ([self.head.memory(h, items)] if self.config.head_attend else [])
+        if self.config.head_nodes:  # the empty prefix's id, and the tree the head reads (`ChildTables`)
+            parts.append(h.new_zeros(*h.shape[:-1], 1))
+            self.head.tables = self.child_tables()
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else h
 
     def decoder_state(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) histories -> (B, D') the head's input row for the next item."""
@@ -245,6 +320,13 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
                 forced = self.advance(forced, level, sids[:, level])
                 generated = self.advance(generated, level, choice)
         return figures
+
+    def child_tables(self) -> ChildTables:
+        """The tree's tables for head_nodes, built once per trie (so once per device)."""
+        trie = self.trie()
+        if self._tables is None or self._tables[0] is not trie:
+            self._tables = (trie, ChildTables.from_trie(trie, self.config.vocab_sizes))
+        return self._tables[1]
 
     def trie(self) -> SidTrie:
         """The catalogue's SID prefix tree, on the model's device (rebuilt after a move, e.g. off the GPU)."""

@@ -43,6 +43,7 @@ class RecommenderConfig:
     head_hidden: int = 0  # SID head: width of each level's MLP, 0 = 2 * d_model
     head_advance: str = "add"  # SID head: how a chosen code moves its state (`recsys.generative`)
     head_attend: int = 0  # SID head: attend to the history's last K states at every level, 0 = not
+    head_nodes: bool = False  # SID head: an output vector per real child of a prefix, softmax over children
     beam_size: int = 0  # SID-generative ranking: 0 = exact over the whole catalogue, else a beam of this width
     content_decay: float = DEFAULT_DECAY
     content_index: str = "flat"  # FAISS index of the content baseline: "flat" (exact) or "hnsw" (approximate)
@@ -79,6 +80,8 @@ class RecommenderConfig:
         if not isinstance(self.head_attend, int) or not 0 <= self.head_attend <= self.backbone.max_len:
             raise ValueError(f"head_attend must be an integer in [0, max_len {self.backbone.max_len}], got "
                              f"{self.head_attend!r}")
+        if not isinstance(self.head_nodes, bool):
+            raise ValueError(f"head_nodes must be true or false, got {self.head_nodes!r}")
         if not isinstance(self.head_hidden, int) or self.head_hidden < 0:
             raise ValueError(f"head_hidden must be an integer >= 0 (0 = 2 * d_model), got {self.head_hidden!r}")
         for name in ("itemknn_neighbours", "markov_last", "hybrid_candidates"):

@@ -1,4 +1,5 @@
-"""The SID head's variants: FiLM advance and attention to the history's last K states."""
+"""The SID head's variants: FiLM advance, attention to the history's last K states, and per-child output
+vectors with a softmax over each prefix's real children (head_nodes)."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from recsys.decoding import SidTrie
 from recsys.exact_scoring import full_exact_topk, item_log_probs, pruned_exact_topk
-from recsys.generative import GenerativeConfig, SidGenerativeModel
+from recsys.generative import ChildTables, GenerativeConfig, SidGenerativeModel
 
 VOCAB = (5, 4, 3)
 N_ITEMS = 40
@@ -23,6 +24,8 @@ def model_with(**head) -> SidGenerativeModel:
     with torch.no_grad():
         for out in model.head.out:
             out.weight.mul_(8.0)  # sharper than at initialisation, so levels and pruning matter
+        for table in model.head.nodes or []:
+            table.weight.normal_(0.0, 2.0)  # a trained head's per-child vectors are not zero
     return model
 
 
@@ -69,8 +72,9 @@ def test_a_later_item_never_reaches_an_earlier_positions_head_state():
     torch.testing.assert_close(before[:, :4], after[:, :4])
 
 
-@pytest.mark.parametrize("head", [{"head_attend": 3}, {"head_attend": 2, "head_advance": "film"}])
-def test_exact_pruned_and_brute_force_agree_for_an_attending_head(head):
+@pytest.mark.parametrize("head", [{"head_attend": 3}, {"head_attend": 2, "head_advance": "film"},
+                                  {"head_nodes": True}, {"head_nodes": True, "head_attend": 2}])
+def test_exact_pruned_and_brute_force_agree_for_each_head(head):
     model = model_with(**head)
     state = model.decoder_state(histories())  # (U, D')
     trie = SidTrie(model.item_sids.numpy())
@@ -101,3 +105,77 @@ def test_an_attending_head_trains():
 def test_head_attend_beyond_the_history_is_refused():
     with pytest.raises(ValueError, match="head_attend"):
         GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, max_len=6, head_attend=7)
+
+
+def test_child_tables_list_exactly_each_prefixs_real_children_and_a_movie_below_each():
+    model = model_with(head_nodes=True)
+    sids = model.item_sids.numpy()
+    tables = ChildTables.from_trie(SidTrie(sids), VOCAB)
+    trie = SidTrie(sids)
+    prefixes = [[()]] + [sorted({tuple(s[:k]) for s in sids}) for k in range(1, len(VOCAB))]
+    for level, parents in enumerate(prefixes):
+        for parent in parents:
+            node = 0 if level == 0 else int(trie.prefix_of_item[level - 1][
+                next(i for i, s in enumerate(sids) if tuple(s[:level]) == parent)])
+            expected = {int(s[level]) for s in sids if tuple(s[:level]) == parent}
+            codes = [int(c) for c in tables.codes[level][node] if c >= 0]
+            assert sorted(codes) == sorted(expected)
+            for code, row in zip(tables.codes[level][node].tolist(), tables.rows[level][node].tolist(),
+                                 strict=True):
+                if code >= 0:
+                    assert tuple(sids[row][:level + 1]) == (*parent, code)
+
+
+def test_with_head_nodes_the_catalogues_probabilities_sum_to_one():
+    """The softmax runs over real children only, so no mass is lost to codes no movie has."""
+    for head, expect_one in (({"head_nodes": True}, True), ({}, False)):
+        model = model_with(**head)
+        state = model.decoder_state(histories())
+        with torch.no_grad():
+            total = item_log_probs(model, state, SidTrie(model.item_sids.numpy())).exp().sum(1)
+        assert torch.allclose(total, torch.ones_like(total), atol=1e-5) == expect_one
+    with torch.no_grad():  # scoring any head with children_only renormalises it the same way
+        total = item_log_probs(model, state, SidTrie(model.item_sids.numpy()), children_only=True).exp().sum(1)
+    torch.testing.assert_close(total, torch.ones_like(total))
+
+
+def test_a_childs_own_vector_moves_only_its_siblings_probabilities():
+    model = model_with(head_nodes=True)
+    state = model.decoder_state(histories())
+    trie = SidTrie(model.item_sids.numpy())
+    sids = model.item_sids
+    share = (sids[:, None, :-1] == sids[None, :, :-1]).all(-1)  # (N, N): same parent prefix
+    item = int(torch.nonzero(share.sum(1) >= 2)[0])  # a movie with a sibling: its share can move
+    siblings = share[item]
+    with torch.no_grad():
+        before = item_log_probs(model, state, trie)
+        model.head.nodes[-1].weight[item].add_(5.0)  # at the last level a node's movie is the item itself
+        after = item_log_probs(model, state, trie)
+    changed = ~torch.isclose(before, after, atol=1e-6).all(0)
+    assert changed[item] and not changed[~siblings].any()
+
+
+def test_a_head_with_nodes_trains_and_loads_back(tmp_path):
+    model = model_with(head_nodes=True, head_attend=2).train()
+    items = histories()
+    targets = torch.roll(items, -1, dims=1).clamp(min=0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(20):
+        optimiser.zero_grad()
+        loss = model.loss(items, targets)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] and all(t.weight.grad.abs().sum() > 0 for t in model.head.nodes)
+    model.eval().save_pretrained(tmp_path)
+    loaded = SidGenerativeModel.from_pretrained(tmp_path).eval()
+    trie = SidTrie(model.item_sids.numpy())
+    with torch.no_grad():
+        torch.testing.assert_close(item_log_probs(loaded, loaded.decoder_state(items), trie),
+                                   item_log_probs(model, model.decoder_state(items), trie))
+
+
+def test_head_nodes_must_be_a_boolean():
+    with pytest.raises(ValueError, match="head_nodes"):
+        GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, head_nodes="yes")

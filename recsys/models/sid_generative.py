@@ -17,7 +17,7 @@ class SidGenerative(NeuralRecommender):
     name = "sid-generative"
     module_class = SidGenerativeModel
     settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance",
-                "head_attend")
+                "head_attend", "head_nodes")
     explains_by_sid_prefix = True
     config_class = GenerativeConfig
 
@@ -25,7 +25,8 @@ class SidGenerative(NeuralRecommender):
         """The network config's fields that come from the run's settings (beside backbone and catalogue)."""
         cfg = self.context.config
         return {"item_embedding": cfg.item_embedding, "beam_size": cfg.beam_size, "head_hidden": cfg.head_hidden,
-                "head_advance": cfg.head_advance, "head_attend": cfg.head_attend}
+                "head_advance": cfg.head_advance, "head_attend": cfg.head_attend,
+                "head_nodes": cfg.head_nodes}
 
     def build_module(self) -> SidGenerativeModel:
         cfg, sids = self.context.config, self.context.sids

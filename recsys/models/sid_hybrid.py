@@ -12,8 +12,8 @@ class SidHybrid(SidGenerative):
 
     name = "sid-hybrid"
     module_class = SidHybridModel
-    settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "hybrid_dense_weight",
-                "hybrid_candidates")
+    settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "head_nodes",
+                "hybrid_dense_weight", "hybrid_candidates")
     runs_by_default = False
     config_class = HybridConfig
 
