@@ -9,6 +9,10 @@ NDCG@10 (`recsys.significance`), the model's wall minutes, and the SIDs' figures
 "next shares code 1", the share of consecutive training items (t -> t + 1) whose level-1 codes are equal,
 beside what random codes of the same sizes would give (the codes' alignment with what people watch next).
 Prints Markdown; writes nothing.
+
+Several seeds of a row: `label=RUN1,RUN2,RUN3` with `--reference default=REF1,REF2,REF3` (seed i of the
+row against seed i of the reference, the same SIDs) prints one summary line after the per-seed rows:
+mean ± sd over seeds, and the paired test on each user's test NDCG@10 averaged over the seeds.
 """
 
 from __future__ import annotations
@@ -29,12 +33,47 @@ from recsys.significance import paired_comparison
 DEFAULT_MODEL = "sid-generative"
 
 
-def parse(spec: str) -> tuple[str, Path, str]:
+def parse(spec: str) -> tuple[str, list[tuple[Path, str]]]:
+    """label=RUN[:MODEL][,RUN[:MODEL]...] -> the label and its (run, model) per seed."""
     label, _, where = spec.partition("=")
-    run, _, model = where.partition(":")
-    if not label or not run:
-        raise SystemExit(f"ablation_rows: {spec!r} is not label=RUN[:MODEL]")
-    return label, Path(run), model or DEFAULT_MODEL
+    if not label or not where:
+        raise SystemExit(f"ablation_rows: {spec!r} is not label=RUN[:MODEL][,RUN[:MODEL]...]")
+    seeds = []
+    for part in where.split(","):
+        run, _, model = part.partition(":")
+        seeds.append((Path(run), model or DEFAULT_MODEL))
+    return label, seeds
+
+
+def per_user(run: Path, model: str) -> pd.Series:
+    """Test NDCG@10 per user, indexed by user id."""
+    return pd.read_parquet(run / "per_user.parquet", columns=["user_id", model]).set_index("user_id")[model]
+
+
+def paired_text(mine: pd.Series, theirs: pd.Series) -> str:
+    joined = pd.concat([mine.rename("a"), theirs.rename("b")], axis=1, join="inner")
+    result = paired_comparison(joined["a"].to_numpy(), joined["b"].to_numpy())
+    p = "n/a" if result.wilcoxon_p is None else f"{result.wilcoxon_p:.3g}"
+    return f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], p = {p}"
+
+
+def seed_summary_row(label: str, seeds: list[tuple[Path, str]], reference: list[tuple[Path, str]]) -> str:
+    """Mean ± sd over seeds; the paired test on per-user test NDCG@10 averaged over the seeds."""
+    tests = [json.loads((run / "metrics.json").read_text())["models"][model] for run, model in seeds]
+    vals = [best_validation(run, model)[0] for run, model in seeds]
+
+    def spread(values: list[float]) -> str:
+        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+    paired = "(reference)"
+    if reference != seeds:
+        if len(reference) != len(seeds):
+            raise SystemExit(f"ablation_rows: {label} has {len(seeds)} seeds, the reference {len(reference)}")
+        mine = pd.concat([per_user(r, m) for r, m in seeds], axis=1).mean(axis=1)
+        theirs = pd.concat([per_user(r, m) for r, m in reference], axis=1).mean(axis=1)
+        paired = paired_text(mine, theirs)
+    return (f"| {label} | {len(seeds)} seeds | {spread(vals)} | | {spread([t['ndcg@10'] for t in tests])} | "
+            f"{spread([t['recall@20'] for t in tests])} | {paired} (per-user mean over seeds) | | | |")
 
 
 def best_validation(run: Path, model: str) -> tuple[float, int, float]:
@@ -66,13 +105,7 @@ def row(label: str, run: Path, model: str, reference: tuple[Path, str] | None) -
     val, epoch, nll = best_validation(run, model)
     paired = "(reference)"
     if reference is not None and (run, model) != reference:
-        mine = pd.read_parquet(run / "per_user.parquet", columns=["user_id", model])
-        theirs = pd.read_parquet(reference[0] / "per_user.parquet", columns=["user_id", reference[1]])
-        joined = mine.merge(theirs, on="user_id", suffixes=("", "_ref"))
-        other = reference[1] if reference[1] != model else f"{model}_ref"
-        result = paired_comparison(joined[model].to_numpy(), joined[other].to_numpy())
-        p = "n/a" if result.wilcoxon_p is None else f"{result.wilcoxon_p:.3g}"
-        paired = f"{result.mean_difference:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], p = {p}"
+        paired = paired_text(per_user(run, model), per_user(*reference))
     minutes = metrics["seconds"][model] / 60
     quality = json.loads((run / "sid_quality.json").read_text())["presets"]
     level1 = next(iter(quality.values()))["levels"][0]["perplexity"]
@@ -87,12 +120,15 @@ def main() -> None:
     parser.add_argument("--reference", help="label=RUN[:MODEL] every row is paired against")
     args = parser.parse_args()
     specs = [parse(s) for s in ([args.reference] if args.reference else []) + args.runs]
-    reference = (specs[0][1], specs[0][2]) if args.reference else None
+    reference = specs[0][1] if args.reference else None
     print("| row | seed | best val NDCG@10 (epoch) | val NLL at best | test NDCG@10 | test R@20 | "
           "paired vs reference (test NDCG@10) | model min | level-1 perplexity | next shares code 1 (random) |")
     print("|---" * 10 + "|")
-    for label, run, model in specs:
-        print(row(label, run, model, reference))
+    for label, seeds in specs:
+        for i, (run, model) in enumerate(seeds):
+            print(row(label, run, model, None if reference is None else reference[min(i, len(reference) - 1)]))
+        if len(seeds) > 1:
+            print(seed_summary_row(label, seeds, reference or seeds))
 
 
 if __name__ == "__main__":
