@@ -82,6 +82,7 @@ class ChildTables(NamedTuple):
     step: list[torch.Tensor]  # (P_{k-1}, V_k): prefix id after code c below prefix p, -1 = no movie has it
     codes: list[torch.Tensor]  # (P_{k-1}, C_k): the real children's codes, padded with -1
     rows: list[torch.Tensor]  # (P_{k-1}, C_k): each child's row in the level's node table (its first movie)
+    child: list[torch.Tensor]  # (P_{k-1}, C_k): each child's prefix id at level k, -1 = padding
 
     @classmethod
     def from_trie(cls, trie: SidTrie, widths: tuple[int, ...]) -> ChildTables:
@@ -90,14 +91,25 @@ class ChildTables(NamedTuple):
         items = torch.arange(trie.num_items, device=trie.root.device)
         first = [torch.full((int(p.max()) + 1,), trie.num_items, device=p.device).scatter_reduce(0, p, items, "amin")
                  for p in trie.prefix_of_item]  # per level: (P_k,) lowest item index below each prefix
-        codes, rows = [], []
+        codes, rows, child = [], [], []
         for k, table in enumerate(step):
             real = table >= 0
             order = torch.sort((~real).to(torch.int8), dim=1, stable=True).indices[:, :int(real.sum(1).max())]
             kept = real.gather(1, order)  # (P_{k-1}, C_k)
             codes.append(torch.where(kept, order, -1))
-            rows.append(torch.where(kept, first[k][table.gather(1, order).clamp(min=0)], 0))
-        return cls(step, codes, rows)
+            child.append(table.gather(1, order))
+            rows.append(torch.where(kept, first[k][child[-1].clamp(min=0)], 0))
+        return cls(step, codes, rows, child)
+
+    def live(self, trie: SidTrie, existing: torch.Tensor) -> list[torch.Tensor]:
+        """(N,) bool movies that exist at training time -> per level (P_{k-1}, C_k): the child leads to one."""
+        out = []
+        for k, child in enumerate(self.child):
+            prefix = trie.prefix_of_item[k]
+            has = torch.zeros(int(prefix.max()) + 1, dtype=torch.bool, device=prefix.device)
+            has[prefix[existing]] = True
+            out.append((child >= 0) & has[child.clamp(min=0)])
+        return out
 
 
 class SidHead(nn.Module):
@@ -162,18 +174,21 @@ class SidHead(nn.Module):
         return self._logits(*self._split(state), level)  # (M, V_level)
 
     def _logits(self, prefix: torch.Tensor, memory: torch.Tensor, node: torch.Tensor | None,
-                level: int) -> torch.Tensor:
+                level: int, live: list[torch.Tensor] | None = None) -> torch.Tensor:
         if self.window:
             prefix = prefix + self._attend(prefix, memory, level)
         features = prefix + self.mlps[level](prefix)  # (M, D)
         logits = self.out[level](features)  # (M, V)
-        return logits if node is None else self._child_logits(logits, features, node, level)
+        if node is None:
+            return logits
+        return self._child_logits(logits, features, node, level, None if live is None else live[level])
 
-    def _child_logits(self, logits: torch.Tensor, features: torch.Tensor, node: torch.Tensor,
-                      level: int) -> torch.Tensor:
-        """Shared code logits (M, V) -> the same plus each real child's own vector, -inf off the children."""
+    def _child_logits(self, logits: torch.Tensor, features: torch.Tensor, node: torch.Tensor, level: int,
+                      live: torch.Tensor | None = None) -> torch.Tensor:
+        """Shared code logits (M, V) -> the same plus each real child's own vector, -inf off the children
+        (and off the children of `live` (P_{k-1}, C_k) False: no movie below them exists in training)."""
         codes, rows = self.tables.codes[level][node], self.tables.rows[level][node]  # (M, C)
-        real = codes >= 0
+        real = codes >= 0 if live is None else live[node]
         values = logits.gather(1, codes.clamp(min=0))  # (M, C)
         if level > 0:  # level 0's children are the codes themselves: out[0] is already per child
             step = max(1, CHILD_FLOATS // (codes.shape[1] * self.d_model))
@@ -212,8 +227,10 @@ class SidHead(nn.Module):
             prefix = prefix * (1 + self.scale[level](codes))
         return prefix + self.code[level](codes)
 
-    def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor) -> torch.Tensor:
-        """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows.
+    def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor,
+                            live: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows; with head_nodes
+        and `live` (`ChildTables.live`), each softmax over the children that lead to a training movie.
 
         The sum (not the mean over levels) is the item's negative log-likelihood, the same quantity the
         dense model's softmax minimises, so both models train at the same learning rate.
@@ -222,7 +239,7 @@ class SidHead(nn.Module):
         last = target_sids.shape[1] - 1
         prefix, memory, node = self._split(state)  # the memory is split off once
         for level in range(last + 1):
-            loss = loss + F.cross_entropy(self._logits(prefix, memory, node, level), target_sids[:, level])
+            loss = loss + F.cross_entropy(self._logits(prefix, memory, node, level, live), target_sids[:, level])
             if level < last:
                 prefix = self._advance(prefix, level, target_sids[:, level])
                 node = None if node is None else self._child(node, level, target_sids[:, level])
@@ -278,11 +295,18 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
              existing: torch.Tensor | None = None) -> torch.Tensor:
         """Next-SID cross-entropy at every position with a real input and a real target.
 
-        `existing` (the movies that exist at training time) changes nothing here: each level's softmax
-        runs over its codebook, whose codes movies added later share with the existing ones."""
+        `existing` (the movies that exist at training time) changes nothing in a codebook softmax, whose
+        codes movies added later share with the existing ones; with head_nodes, the children that lead
+        to no existing movie are left out of the softmax, so their own vectors are never pushed down."""
         states = self.head_states(self.hidden(inputs, users), inputs)  # (B, L, D')
         keep = (inputs >= 0) & (targets >= 0)
-        return self.head.teacher_forced_loss(states[keep], self.item_sids[targets[keep]])
+        return self.head.teacher_forced_loss(states[keep], self.item_sids[targets[keep]], self.live(existing))
+
+    def live(self, existing: torch.Tensor | None) -> list[torch.Tensor] | None:
+        """head_nodes: per level, which children lead to a movie of `existing` (None: all of them)."""
+        if existing is None or not self.config.head_nodes:
+            return None
+        return self.child_tables().live(self.trie(), existing)
 
     def level_logits(self, state: torch.Tensor, level: int) -> torch.Tensor:
         return self.head.level_logits(state, level)

@@ -66,7 +66,7 @@ class SidHybridModel(SidGenerativeModel):
         states = self.head_states(self.hidden(inputs, users), inputs)  # (B, L, D')
         keep = (inputs >= 0) & (targets >= 0)
         state, wanted = states[keep], targets[keep]  # (M, D'), (M,)
-        sid_loss = self.head.teacher_forced_loss(state, self.item_sids[wanted])
+        sid_loss = self.head.teacher_forced_loss(state, self.item_sids[wanted], self.live(existing))
         weight = self.item_vectors() * self.config.d_model ** -0.5  # (N, D)
         if existing is not None:  # softmax over the movies that exist at training time
             rows = existing.nonzero().squeeze(1)

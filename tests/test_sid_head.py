@@ -179,3 +179,23 @@ def test_a_head_with_nodes_trains_and_loads_back(tmp_path):
 def test_head_nodes_must_be_a_boolean():
     with pytest.raises(ValueError, match="head_nodes"):
         GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, head_nodes="yes")
+
+
+def test_a_movie_absent_from_training_is_never_pushed_down_by_its_siblings_targets():
+    """Cold start: with `existing`, a child that leads to no training movie leaves the softmax, so its own
+    vector gets no gradient; without it, the vector is a competitor of its sibling's target."""
+    model = model_with(head_nodes=True).train()
+    sids = model.item_sids
+    share = (sids[:, None, :-1] == sids[None, :, :-1]).all(-1) & ~torch.eye(N_ITEMS, dtype=torch.bool)
+    cold, sibling = (int(i) for i in torch.nonzero(share)[0])
+    items = histories().clamp(min=0)
+    items[items == cold] = sibling
+    targets = torch.full_like(items, sibling)
+    existing = torch.ones(N_ITEMS, dtype=torch.bool)
+    existing[cold] = False
+    grads = []
+    for given in (None, existing):
+        model.zero_grad()
+        model.loss(items, targets, existing=given).backward()
+        grads.append(model.head.nodes[-1].weight.grad[cold].abs().sum())
+    assert grads[0] > 0 and grads[1] == 0
