@@ -28,6 +28,7 @@ from recsys.decoding import NEG_INF, BeamResult, ConstrainedBeamSearch, SidTrie
 from recsys.exact_scoring import exact_topk
 
 HEAD_ADVANCES = ("add", "film")
+HEAD_SOFTMAXES = ("codebook", "children")
 CHILD_FLOATS = 2**24  # largest (rows, children, D) gather of the head_nodes logits in one piece
 
 
@@ -47,6 +48,9 @@ class GenerativeConfig(BackboneConfig):
     # one, and each level's softmax runs over the prefix's real children only: without it a code's output
     # vector is the same under every parent, although a residual code means something else under each.
     head_nodes: bool = False
+    # Each level's softmax: over the whole codebook ("codebook"; the head must learn which codes exist below
+    # each prefix), or over the prefix's real children only ("children"; what head_nodes implies).
+    head_softmax: str = "codebook"
     # Also give each input item a learned id embedding: SIDs alone make movies that share a prefix look
     # alike to the encoder, however differently people watch them. Outputs stay SIDs either way.
     item_embedding: bool = True
@@ -54,6 +58,11 @@ class GenerativeConfig(BackboneConfig):
     # constrained beam search of width b, for catalogues too large to score whole
     # (bench/results/exact-vs-beam-*.json).
     beam_size: int = 0
+
+    @property
+    def children_softmax(self) -> bool:
+        """The softmax runs over each prefix's real children (the state rows then carry the prefix's id)."""
+        return self.head_nodes or self.head_softmax == "children"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,6 +81,9 @@ class GenerativeConfig(BackboneConfig):
                              f"got {self.head_attend!r}")
         if not isinstance(self.head_nodes, bool):
             raise ValueError(f"GenerativeConfig.head_nodes must be true or false, got {self.head_nodes!r}")
+        if self.head_softmax not in HEAD_SOFTMAXES:
+            raise ValueError(f"GenerativeConfig.head_softmax must be one of {HEAD_SOFTMAXES}, "
+                             f"got {self.head_softmax!r}")
         if self.head_advance not in HEAD_ADVANCES:
             raise ValueError(f"GenerativeConfig.head_advance must be one of {HEAD_ADVANCES}, got {self.head_advance!r}")
 
@@ -117,8 +129,8 @@ class SidHead(nn.Module):
 
     A state row is (D) or, with head_attend K > 0, (D + 2 K D + K): the prefix state followed by the keys
     and values of the history's last K states (`memory`), which `advance` carries along unchanged and
-    each level attends to; with head_nodes, one more column: the prefix's id in the tree (`ChildTables`),
-    which `advance` moves to the chosen child."""
+    each level attends to; with the children softmax, one more column: the prefix's id in the tree
+    (`ChildTables`), which `advance` moves to the chosen child."""
 
     def __init__(self, config: GenerativeConfig) -> None:
         super().__init__()
@@ -141,7 +153,8 @@ class SidHead(nn.Module):
         # No embedding for the last level's code: nothing is generated after it (and DDP refuses parameters
         # that never receive a gradient).
         self.code = nn.ModuleList(nn.Embedding(v, d) for v in config.vocab_sizes[:-1])
-        self.nodes, self.tables = None, None  # tables: set by the model before each use (`SidGenerativeModel`)
+        self.over_children, self.nodes = config.children_softmax, None
+        self.tables: ChildTables | None = None  # set by the model before each use (`SidGenerativeModel`)
         if config.head_nodes:
             self.nodes = nn.ModuleList(nn.Embedding(config.num_items, d) for _ in config.vocab_sizes[1:])
             for table in self.nodes:
@@ -165,8 +178,9 @@ class SidHead(nn.Module):
         return torch.cat([*windows, flags], dim=-1)
 
     def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """A state row -> its prefix state (M, D), memory (M, 2 K D + K) and, with head_nodes, prefix id (M,)."""
-        if self.nodes is None:
+        """A state row -> its prefix state (M, D), memory (M, 2 K D + K) and, with the children softmax, the
+        prefix's id (M,)."""
+        if not self.over_children:
             return state[:, :self.d_model], state[:, self.d_model:], None
         return state[:, :self.d_model], state[:, self.d_model:-1], state[:, -1].long()
 
@@ -190,7 +204,7 @@ class SidHead(nn.Module):
         codes, rows = self.tables.codes[level][node], self.tables.rows[level][node]  # (M, C)
         real = codes >= 0 if live is None else live[node]
         values = logits.gather(1, codes.clamp(min=0))  # (M, C)
-        if level > 0:  # level 0's children are the codes themselves: out[0] is already per child
+        if level > 0 and self.nodes is not None:  # level 0's children are the codes: out[0] is per child
             step = max(1, CHILD_FLOATS // (codes.shape[1] * self.d_model))
             own = [torch.einsum("md,mcd->mc", f, self.nodes[level - 1](r))
                    for f, r in zip(features.split(step), rows.split(step), strict=True)]
@@ -229,8 +243,8 @@ class SidHead(nn.Module):
 
     def teacher_forced_loss(self, state: torch.Tensor, target_sids: torch.Tensor,
                             live: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows; with head_nodes
-        and `live` (`ChildTables.live`), each softmax over the children that lead to a training movie.
+        """-log p(item) = sum over levels of -log p(code_k | code_<k), averaged over rows; with the children
+        softmax and `live` (`ChildTables.live`), each over the children that lead to a training movie.
 
         The sum (not the mean over levels) is the item's negative log-likelihood, the same quantity the
         dense model's softmax minimises, so both models train at the same learning rate.
@@ -277,12 +291,12 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
 
     def head_states(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, L, D) states -> (B, L, D') the head's input rows: h, or with head_attend K, h followed by
-        the memory (`SidHead.memory`) of the K newest states up to each position; with head_nodes, then
-        the empty prefix's id (0)."""
-        if self.config.head_nodes:
+        the memory (`SidHead.memory`) of the K newest states up to each position; with the children
+        softmax, then the empty prefix's id (0)."""
+        if self.config.children_softmax:
             h = h.float()  # the rows carry prefix ids, exact in float32 (not in 16-bit floats)
         parts = [h] + ([self.head.memory(h, items)] if self.config.head_attend else [])
-        if self.config.head_nodes:  # the empty prefix's id, and the tree the head reads (`ChildTables`)
+        if self.config.children_softmax:  # the empty prefix's id, and the tree the head reads (`ChildTables`)
             parts.append(h.new_zeros(*h.shape[:-1], 1))
             self.head.tables = self.child_tables()
         return torch.cat(parts, dim=-1) if len(parts) > 1 else h
@@ -296,15 +310,15 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         """Next-SID cross-entropy at every position with a real input and a real target.
 
         `existing` (the movies that exist at training time) changes nothing in a codebook softmax, whose
-        codes movies added later share with the existing ones; with head_nodes, the children that lead
-        to no existing movie are left out of the softmax, so their own vectors are never pushed down."""
+        codes movies added later share with the existing ones; with the children softmax, the children
+        that lead to no existing movie are left out of it, so their own vectors are never pushed down."""
         states = self.head_states(self.hidden(inputs, users), inputs)  # (B, L, D')
         keep = (inputs >= 0) & (targets >= 0)
         return self.head.teacher_forced_loss(states[keep], self.item_sids[targets[keep]], self.live(existing))
 
     def live(self, existing: torch.Tensor | None) -> list[torch.Tensor] | None:
-        """head_nodes: per level, which children lead to a movie of `existing` (None: all of them)."""
-        if existing is None or not self.config.head_nodes:
+        """Children softmax: per level, which children lead to a movie of `existing` (None: all of them)."""
+        if existing is None or not self.config.children_softmax:
             return None
         return self.child_tables().live(self.trie(), existing)
 
@@ -346,7 +360,7 @@ class SidGenerativeModel(nn.Module, PyTorchModelHubMixin):
         return figures
 
     def child_tables(self) -> ChildTables:
-        """The tree's tables for head_nodes, built once per trie (so once per device)."""
+        """The tree's tables for the children softmax, built once per trie (so once per device)."""
         trie = self.trie()
         if self._tables is None or self._tables[0] is not trie:
             self._tables = (trie, ChildTables.from_trie(trie, self.config.vocab_sizes))

@@ -20,7 +20,7 @@ import pandas as pd
 from recsys.backbone import BackboneConfig
 from recsys.baselines import DEFAULT_DECAY, INDEX_KINDS, stage_inputs
 from recsys.evaluate import TOP_K, check_recommendations, predictions_frame, targets_frame, write_evaluation
-from recsys.generative import HEAD_ADVANCES
+from recsys.generative import HEAD_ADVANCES, HEAD_SOFTMAXES
 from recsys.models import DEFAULT_MODELS, MODELS, FitContext, get_model_class
 from recsys.models.base import SETTINGS_FILE
 from recsys.movielens import MovieLens
@@ -44,6 +44,7 @@ class RecommenderConfig:
     head_advance: str = "add"  # SID head: how a chosen code moves its state (`recsys.generative`)
     head_attend: int = 0  # SID head: attend to the history's last K states at every level, 0 = not
     head_nodes: bool = False  # SID head: an output vector per real child of a prefix, softmax over children
+    head_softmax: str = "codebook"  # SID head: each level's softmax over the codebook or the prefix's children
     beam_size: int = 0  # SID-generative ranking: 0 = exact over the whole catalogue, else a beam of this width
     content_decay: float = DEFAULT_DECAY
     content_index: str = "flat"  # FAISS index of the content baseline: "flat" (exact) or "hnsw" (approximate)
@@ -80,6 +81,8 @@ class RecommenderConfig:
         if not isinstance(self.head_attend, int) or not 0 <= self.head_attend <= self.backbone.max_len:
             raise ValueError(f"head_attend must be an integer in [0, max_len {self.backbone.max_len}], got "
                              f"{self.head_attend!r}")
+        if self.head_softmax not in HEAD_SOFTMAXES:
+            raise ValueError(f"head_softmax must be one of {HEAD_SOFTMAXES}, got {self.head_softmax!r}")
         if not isinstance(self.head_nodes, bool):
             raise ValueError(f"head_nodes must be true or false, got {self.head_nodes!r}")
         if not isinstance(self.head_hidden, int) or self.head_hidden < 0:

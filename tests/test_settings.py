@@ -49,6 +49,7 @@ def test_a_validation_interval_longer_than_training_is_refused():
     (["--sid-set", "codebook_size=abc"], "codebook_size"),
     (["--set", "head_advance=bogus"], "head_advance"), (["--set", "hybrid_candidates=0"], "hybrid_candidates"),
     (["--set", "hybrid_dense_weight=-1"], "hybrid_dense_weight"),
+    (["--set", "head_softmax=tree"], "head_softmax"), (["--set", "head_nodes=maybe"], "head_nodes"),
 ])
 def test_the_cli_refuses_before_any_work(pair, named, tiny_movielens, tmp_path, capsys):
     from recsys.cli import main

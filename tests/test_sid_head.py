@@ -73,7 +73,8 @@ def test_a_later_item_never_reaches_an_earlier_positions_head_state():
 
 
 @pytest.mark.parametrize("head", [{"head_attend": 3}, {"head_attend": 2, "head_advance": "film"},
-                                  {"head_nodes": True}, {"head_nodes": True, "head_attend": 2}])
+                                  {"head_nodes": True}, {"head_nodes": True, "head_attend": 2},
+                                  {"head_softmax": "children"}])
 def test_exact_pruned_and_brute_force_agree_for_each_head(head):
     model = model_with(**head)
     state = model.decoder_state(histories())  # (U, D')
@@ -128,7 +129,7 @@ def test_child_tables_list_exactly_each_prefixs_real_children_and_a_movie_below_
 
 def test_with_head_nodes_the_catalogues_probabilities_sum_to_one():
     """The softmax runs over real children only, so no mass is lost to codes no movie has."""
-    for head, expect_one in (({"head_nodes": True}, True), ({}, False)):
+    for head, expect_one in (({"head_nodes": True}, True), ({"head_softmax": "children"}, True), ({}, False)):
         model = model_with(**head)
         state = model.decoder_state(histories())
         with torch.no_grad():
@@ -176,9 +177,22 @@ def test_a_head_with_nodes_trains_and_loads_back(tmp_path):
                                    item_log_probs(model, model.decoder_state(items), trie))
 
 
-def test_head_nodes_must_be_a_boolean():
+def test_head_nodes_must_be_a_boolean_and_head_softmax_a_known_one():
     with pytest.raises(ValueError, match="head_nodes"):
         GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, head_nodes="yes")
+    with pytest.raises(ValueError, match="head_softmax"):
+        GenerativeConfig(vocab_sizes=VOCAB, num_items=N_ITEMS, head_softmax="tree")
+
+
+def test_the_children_softmax_alone_equals_renormalising_the_codebook_softmax():
+    """head_softmax=children with no node vectors is the codebook head renormalised over real children."""
+    plain, children = model_with(), model_with(head_softmax="children")
+    children.load_state_dict(plain.state_dict())
+    items = histories()
+    trie = SidTrie(plain.item_sids.numpy())
+    with torch.no_grad():
+        torch.testing.assert_close(item_log_probs(children, children.decoder_state(items), trie),
+                                   item_log_probs(plain, plain.decoder_state(items), trie, children_only=True))
 
 
 def test_a_movie_absent_from_training_is_never_pushed_down_by_its_siblings_targets():

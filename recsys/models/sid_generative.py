@@ -17,7 +17,7 @@ class SidGenerative(NeuralRecommender):
     name = "sid-generative"
     module_class = SidGenerativeModel
     settings = ("split", "backbone", "training", "item_embedding", "beam_size", "head_hidden", "head_advance",
-                "head_attend", "head_nodes")
+                "head_attend", "head_nodes", "head_softmax")
     explains_by_sid_prefix = True
     config_class = GenerativeConfig
 
@@ -26,7 +26,7 @@ class SidGenerative(NeuralRecommender):
         cfg = self.context.config
         return {"item_embedding": cfg.item_embedding, "beam_size": cfg.beam_size, "head_hidden": cfg.head_hidden,
                 "head_advance": cfg.head_advance, "head_attend": cfg.head_attend,
-                "head_nodes": cfg.head_nodes}
+                "head_nodes": cfg.head_nodes, "head_softmax": cfg.head_softmax}
 
     def build_module(self) -> SidGenerativeModel:
         cfg, sids = self.context.config, self.context.sids

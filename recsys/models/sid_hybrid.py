@@ -13,7 +13,7 @@ class SidHybrid(SidGenerative):
     name = "sid-hybrid"
     module_class = SidHybridModel
     settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "head_nodes",
-                "hybrid_dense_weight", "hybrid_candidates")
+                "head_softmax", "hybrid_dense_weight", "hybrid_candidates")
     runs_by_default = False
     config_class = HybridConfig
 
