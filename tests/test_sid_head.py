@@ -88,8 +88,8 @@ def test_exact_pruned_and_brute_force_agree_for_each_head(head):
     assert torch.equal(full.items, pruned.items)
 
 
-def test_an_attending_head_trains():
-    model = model_with(head_attend=3).train()
+def train_briefly(model: SidGenerativeModel) -> list[float]:
+    """20 Adam steps on next-item targets of `histories()`; the losses."""
     items = histories()
     targets = torch.roll(items, -1, dims=1).clamp(min=0)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -100,6 +100,12 @@ def test_an_attending_head_trains():
         loss.backward()
         optimiser.step()
         losses.append(float(loss.detach()))
+    return losses
+
+
+def test_an_attending_head_trains():
+    model = model_with(head_attend=3).train()
+    losses = train_briefly(model)
     assert losses[-1] < losses[0] and all(p.grad is not None for p in model.head.parameters())
 
 
@@ -159,15 +165,7 @@ def test_a_childs_own_vector_moves_only_its_siblings_probabilities():
 def test_a_head_with_nodes_trains_and_loads_back(tmp_path):
     model = model_with(head_nodes=True, head_attend=2).train()
     items = histories()
-    targets = torch.roll(items, -1, dims=1).clamp(min=0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(20):
-        optimiser.zero_grad()
-        loss = model.loss(items, targets)
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses = train_briefly(model)
     assert losses[-1] < losses[0] and all(t.weight.grad.abs().sum() > 0 for t in model.head.nodes)
     model.eval().save_pretrained(tmp_path)
     loaded = SidGenerativeModel.from_pretrained(tmp_path).eval()
