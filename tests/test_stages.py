@@ -31,7 +31,7 @@ def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny
     assert rewritten["models"] == written["models"]
     # the models' times stay those of the run that made them, not the moment it took to read them back
     assert rewritten["seconds"] == written["seconds"] and rewritten["reused"] == sorted(MODELS)
-    assert written["reused"] == [] and written["seconds"]["sid-generative"] > 0.5
+    assert written["reused"] == [] and written["seconds"]["sid-generative"] > 0
     assert caplog.text.count("finished before with the same inputs and settings") == 1 + len(MODELS)  # + SIDs
     caplog.clear()
     with caplog.at_level("INFO"):  # a training setting changed: SIDs and the four unlearned baselines stay
