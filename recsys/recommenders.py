@@ -43,7 +43,9 @@ class RecommenderConfig:
     head_hidden: int = 0  # SID head: width of each level's MLP, 0 = 2 * d_model
     head_advance: str = "add"  # SID head: how a chosen code moves its state (`recsys.generative`)
     head_attend: int = 0  # SID head: attend to the history's last K states at every level, 0 = not
-    head_nodes: bool = False  # SID head: an output vector per real child of a prefix, softmax over children
+    # SID head: an output vector per real child of a prefix, softmax over children; the default since its
+    # ML-1M validation row (results/ml-1m/ablations/README.md); false = the earlier codebook head
+    head_nodes: bool = True
     head_softmax: str = "codebook"  # SID head: each level's softmax over the codebook or the prefix's children
     beam_size: int = 0  # SID-generative ranking: 0 = exact over the whole catalogue, else a beam of this width
     content_decay: float = DEFAULT_DECAY

@@ -18,6 +18,18 @@ def tiny_generative(sids=SIDS, **changes) -> SidGenerativeModel:
     return SidGenerativeModel(config, item_sids=sids).eval()
 
 
+HEADS = [pytest.param({"head_nodes": False}, id="codebook"), pytest.param({"head_nodes": True}, id="nodes")]
+
+
+def head_rows(model: SidGenerativeModel, users: int) -> torch.Tensor:
+    """(users, D') the head's input rows for random histories: what the model decodes from."""
+    items = torch.randint(0, model.config.num_items, (users, 6), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        for table in model.head.nodes or []:
+            table.weight.normal_(0.0, 1.0)  # a trained head's per-child vectors are not zero
+        return model.decoder_state(items)
+
+
 def exhaustive_scores(model: SidGenerativeModel, state: torch.Tensor, sids: np.ndarray) -> torch.Tensor:
     """Log-probability of every item's full SID, token by token: what beam search approximates."""
     scores = torch.zeros(len(state), len(sids))
@@ -40,9 +52,10 @@ def test_trie_tables():
         SidTrie(np.array([[0, 1], [0, 1]]))
 
 
-def test_beam_search_equals_exhaustive_ranking_when_beam_is_wide():
-    model = tiny_generative()
-    state = torch.randn(4, 16)
+@pytest.mark.parametrize("head", HEADS)
+def test_beam_search_equals_exhaustive_ranking_when_beam_is_wide(head):
+    model = tiny_generative(**head)
+    state = head_rows(model, 4)
     exclude = torch.zeros(4, len(SIDS), dtype=torch.bool)
     exclude[1, [0, 3]] = True
     result = ConstrainedBeamSearch(SidTrie(SIDS), beam_size=len(SIDS))(model, state, exclude, k=3)
@@ -51,14 +64,15 @@ def test_beam_search_equals_exhaustive_ranking_when_beam_is_wide():
     torch.testing.assert_close(result.scores, expected.values)
 
 
-def test_every_result_is_a_real_unseen_item_even_with_narrow_beams(rng):
+@pytest.mark.parametrize("head", HEADS)
+def test_every_result_is_a_real_unseen_item_even_with_narrow_beams(rng, head):
     sids = np.array(list(itertools.product(range(4), range(3), range(2))))  # 24 items
-    model = tiny_generative(sids)
+    model = tiny_generative(sids, **head)
     exclude = torch.as_tensor(rng.random((32, len(sids))) < 0.6)
     exclude[:, :4] = True  # a whole first-level prefix is gone for everyone
     exclude[0] = True
     exclude[0, [5, 17, 20]] = False  # user 0 has exactly three items left
-    result = ConstrainedBeamSearch(SidTrie(sids), beam_size=3)(model, torch.randn(32, 16), exclude, k=3)
+    result = ConstrainedBeamSearch(SidTrie(sids), beam_size=3)(model, head_rows(model, 32), exclude, k=3)
     assert result.items.shape == (32, 3)
     for user in range(32):
         items = result.items[user].tolist()
@@ -69,8 +83,9 @@ def test_every_result_is_a_real_unseen_item_even_with_narrow_beams(rng):
 def test_too_few_allowed_items_is_a_clear_error():
     exclude = torch.ones(1, len(SIDS), dtype=torch.bool)
     exclude[0, 0] = False
+    model = tiny_generative()
     with pytest.raises(ValueError, match="fewer allowed movies than k"):
-        ConstrainedBeamSearch(SidTrie(SIDS), 4)(tiny_generative(), torch.randn(1, 16), exclude, k=2)
+        ConstrainedBeamSearch(SidTrie(SIDS), 4)(model, head_rows(model, 1), exclude, k=2)
 
 
 def test_backbone_is_causal_and_ignores_padding():
