@@ -5,7 +5,7 @@
 
 Each row: the best validation NDCG@10 and its epoch, the validation NLL there, the test NDCG@10 and
 R@20 (computed once, at the end of the run), a paired test against the reference on per-user test
-NDCG@10 (`recsys.significance`), the model's wall minutes, and the SIDs' figures: level-1 perplexity and
+NDCG@10 (`recsys.evaluation.significance`), the model's wall minutes, and the SIDs' figures: level-1 perplexity and
 "next shares code 1", the share of consecutive training items (t -> t + 1) whose level-1 codes are equal,
 beside what random codes of the same sizes would give (the codes' alignment with what people watch next).
 Prints Markdown; writes nothing.
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.figures import read_log
-from recsys.movielens import load_movielens
-from recsys.recommenders import read_run_inputs
-from recsys.sequences import make_split
-from recsys.significance import paired_comparison
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import make_split
+from recsys.evaluation.significance import paired_comparison
+from recsys.runs.figures import read_log
+from recsys.runs.run_dir import read_run_inputs
 
 DEFAULT_MODEL = "sid-generative"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_recsys.py --dataset ml-100k --run runs/demo [--device cpu] [--epochs 3]
 
-Builds the split and both learned models exactly as `recsys.recommenders.run_recommenders` does (default
+Builds the split and both learned models exactly as `recsys.runs.recommend_stage.run_recommenders` does (default
 RecommenderConfig), fits each for exactly --epochs epochs without validation, then times the pipeline's
 test-stage recommenders for all evaluated users. Result: bench/results/recsys-<dataset>.json.
 """
@@ -22,17 +22,18 @@ import torch
 from common import Timer, median_seconds, peak_rss_mib, quiet, rate, sync, trainer_flags, write_result
 from torch import nn
 
-from recsys.baselines import content_recommend
-from recsys.data import SequenceDataModule, left_pad
-from recsys.dense import DenseSequentialModel
-from recsys.evaluate import TOP_K
-from recsys.generative import SidGenerativeModel
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import Catalogue, SequenceSplit, make_split
+from recsys.evaluation.evaluate import TOP_K
 from recsys.models import REGISTRY, FitContext
+from recsys.models.config import RecommenderConfig
 from recsys.models.neural import NeuralRecommender
-from recsys.movielens import load_movielens
-from recsys.recommenders import RecommenderConfig, read_run_inputs
-from recsys.sequences import Catalogue, SequenceSplit, make_split
-from recsys.training import RecommenderModule, recommend_batch
+from recsys.models.ranking import build_index, content_recommend
+from recsys.nets.dense import DenseSequentialModel
+from recsys.nets.generative import SidGenerativeModel
+from recsys.runs.run_dir import read_run_inputs
+from recsys.train.batches import SequenceDataModule, left_pad
+from recsys.train.fit import RecommenderModule, recommend_batch
 
 BATCH = 256  # inference batch (users)
 
@@ -122,7 +123,7 @@ def bench_dense(model: DenseSequentialModel, split: SequenceSplit, context: FitC
     path = median_seconds(lambda: recommender.recommend(histories, TOP_K), repeats)
     items = torch.as_tensor(left_pad(histories, model.config.max_len))
     queries = torch.cat([model.user_vectors(b) for b in items.split(BATCH)]).numpy().astype(np.float32)
-    index = model.faiss_index()
+    index = build_index(model.item.weight.detach().cpu().numpy())
     depth = min(TOP_K + max(len(h) for h in histories), index.ntotal)  # what dense_topk searches
 
     def search(k: int) -> None:

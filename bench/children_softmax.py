@@ -4,7 +4,7 @@
 
 The head's level-k softmax runs over all V_k codes, so part of its mass sits on codes that no movie has
 below the prefix; exact scoring sums log-probabilities over real paths only, so that mass is lost. This
-scores the same weights both ways (`recsys.exact_scoring.item_log_probs(children_only=...)`): NLL of the
+scores the same weights both ways (`recsys.nets.exact_scoring.item_log_probs(children_only=...)`): NLL of the
 target, its share per level, and NDCG@10 / R@10 with the history excluded. Validation by default (the
 decision); `--split test` once per trained model, for a row of the ablation table. Scoring only: nothing
 is retrained. Writes bench/results/children-softmax-<run>-<split>.json.
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from common import write_result
 
-from recsys.exact_scoring import item_log_probs
-from recsys.finished_run import FinishedRun
-from recsys.inputs import left_pad
-from recsys.metrics import ndcg_at_k, recall_at_k
-from recsys.sequences import make_split
+from recsys.data.inputs import left_pad
+from recsys.data.splits import make_split
+from recsys.evaluation.metrics import ndcg_at_k, recall_at_k
+from recsys.nets.exact_scoring import item_log_probs
+from recsys.runs.finished_run import FinishedRun
 
 USERS_PER_BATCH = 128
 K = 10

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from common import cold_start_model
 
-from recsys.exact_scoring import item_log_probs
-from recsys.inputs import exclusion_mask, left_pad
-from recsys.metrics import ndcg_at_k, recall_at_k
+from recsys.data.inputs import exclusion_mask, left_pad
+from recsys.evaluation.metrics import ndcg_at_k, recall_at_k
+from recsys.nets.exact_scoring import item_log_probs
 from rqsid.io import write_json
 
 USERS_PER_BATCH = 128

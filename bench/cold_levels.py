@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from common import cold_start_model
 
-from recsys.inputs import left_pad
+from recsys.data.inputs import left_pad
 from rqsid.io import write_json
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from recsys.pipeline import peak_rss_gib
+from recsys.runs.pipeline import peak_rss_gib
 from rqsid.io import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -110,8 +110,8 @@ def cold_start_model(description: str) -> tuple[Any, Any, Any]:
     network (eval mode) and its cold-start split."""
     import argparse
 
-    from recsys.finished_run import FinishedRun
-    from recsys.sequences import make_split
+    from recsys.data.splits import make_split
+    from recsys.runs.finished_run import FinishedRun
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("run", type=Path)

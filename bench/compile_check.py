@@ -19,11 +19,12 @@ import torch
 from common import quiet
 from epoch_speed import build, optimiser_of
 
-from recsys.data import SequenceDataModule
-from recsys.movielens import load_movielens
-from recsys.presets import get_run_preset
-from recsys.recommenders import read_run_inputs, recommender_config
-from recsys.sequences import make_split
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import make_split
+from recsys.models.config import recommender_config
+from recsys.runs.presets import get_run_preset
+from recsys.runs.run_dir import read_run_inputs
+from recsys.train.batches import SequenceDataModule
 
 
 def main() -> None:

@@ -25,16 +25,17 @@ import torch
 from common import RESULTS_DIR, quiet, write_result
 from torch.profiler import ProfilerActivity, profile
 
-from recsys.data import SequenceDataModule
-from recsys.movielens import load_movielens
-from recsys.presets import get_run_preset
-from recsys.recommenders import read_run_inputs, recommender_config
-from recsys.sequences import make_split
-from recsys.training import recommend_batch
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import make_split
+from recsys.models.config import recommender_config
+from recsys.runs.presets import get_run_preset
+from recsys.runs.run_dir import read_run_inputs
+from recsys.train.batches import SequenceDataModule
+from recsys.train.fit import recommend_batch
 
 
 def build(name: str, cfg, catalogue, embeddings, sids) -> torch.nn.Module:
-    import recsys.recommenders as stage
+    import recsys.runs.recommend_stage as stage
 
     if hasattr(stage, "model_builders"):  # the code before the model registry, for "before" figures (a worktree)
         return stage.model_builders(cfg, catalogue, sids)[name]()
@@ -45,7 +46,7 @@ def build(name: str, cfg, catalogue, embeddings, sids) -> torch.nn.Module:
 
 def optimiser_of(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """The optimiser the pipeline's LightningModule configures (before: plain AdamW)."""
-    from recsys.training import RecommenderModule
+    from recsys.train.fit import RecommenderModule
 
     module = RecommenderModule(model, None, 0, cfg.training)
     return module.configure_optimizers()
@@ -111,7 +112,7 @@ def main() -> None:
     parser.add_argument("--no-validation", action="store_true")
     args = parser.parse_args()
     quiet()
-    from recsys.cli import parse_overrides
+    from recsys.app.cli import parse_overrides
 
     cfg = recommender_config({**get_run_preset(args.preset).recommender, **parse_overrides(args.set)}, progress=False)
     catalogue, embeddings, sids = read_run_inputs(Path(args.run))

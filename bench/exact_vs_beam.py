@@ -41,8 +41,11 @@ import numpy as np
 import torch
 from common import Timer, quiet, rate, write_result
 
-from recsys.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
-from recsys.exact_scoring import (
+from recsys.data.inputs import exclusion_mask, left_pad
+from recsys.data.splits import SequenceSplit
+from recsys.evaluation.metrics import ranking_metrics
+from recsys.nets.decoding import BeamResult, ConstrainedBeamSearch, SidTrie
+from recsys.nets.exact_scoring import (
     MEMORY_BUDGET_BYTES,
     PruneStats,
     full_exact_topk,
@@ -51,10 +54,7 @@ from recsys.exact_scoring import (
     pruned_exact_topk,
     users_per_chunk,
 )
-from recsys.generative import GenerativeConfig, SidGenerativeModel
-from recsys.inputs import exclusion_mask, left_pad
-from recsys.metrics import ranking_metrics
-from recsys.sequences import SequenceSplit
+from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 
 TOP_K = 20
 Decode = Callable[[torch.Tensor, torch.Tensor], BeamResult]
@@ -258,9 +258,9 @@ def main() -> None:
 
 
 def trained_run(args: argparse.Namespace) -> None:
-    from recsys.movielens import load_movielens
-    from recsys.recommenders import read_run_inputs
-    from recsys.sequences import make_split
+    from recsys.data.movielens import load_movielens
+    from recsys.data.splits import make_split
+    from recsys.runs.run_dir import read_run_inputs
     from rqsid.io import load_pretrained
 
     dataset = load_movielens(args.dataset)

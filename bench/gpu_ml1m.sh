@@ -11,7 +11,7 @@ out=${OUT:-/tmp/gpu-out}; mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, lightning, faiss, pandas; print(torch.__version__, lightning.__version__, faiss.__version__, pandas.__version__, torch.cuda.is_available())"
 set +e
-python3 -m recsys.cli run --preset ml-1m --run runs/ml-1m-gpu --accelerator gpu --devices 1 "$@" 2>&1 \
+python3 -m recsys.app.cli run --preset ml-1m --run runs/ml-1m-gpu --accelerator gpu --devices 1 "$@" 2>&1 \
   | grep -v -E "Epoch [0-9]+/|LeafSpec|litlogger" | tee "$out/log.txt"
 status=${PIPESTATUS[0]}
 set -e

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from recsys.finished_run import FinishedRun
-from recsys.inputs import left_pad
-from recsys.sequences import make_split
+from recsys.data.inputs import left_pad
+from recsys.data.splits import make_split
+from recsys.runs.finished_run import FinishedRun
 from rqsid.io import write_json
 
 USERS_PER_BATCH = 256

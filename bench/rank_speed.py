@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from recsys.exact_scoring import PruneStats, pruned_exact_topk
-from recsys.finished_run import FinishedRun
-from recsys.inputs import left_pad
-from recsys.sequences import make_split
+from recsys.data.inputs import left_pad
+from recsys.data.splits import make_split
+from recsys.nets.exact_scoring import PruneStats, pruned_exact_topk
+from recsys.runs.finished_run import FinishedRun
 
 USERS, K = 512, 20
 

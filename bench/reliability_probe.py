@@ -5,7 +5,7 @@ first line of the message, as a Markdown table.
 
 Works in a temporary folder on a tiny synthetic release in the exact ML-100K format (60 users, 48 movies)
 and a tiny random sentence encoder (as the tests build them), so it needs no download and takes a few
-minutes. Each case runs `python -m recsys.cli ...` in a fresh process; the expected status is 0 for the
+minutes. Each case runs `python -m recsys.app.cli ...` in a fresh process; the expected status is 0 for the
 cases that must succeed (with a warning), 1 for a failure outside the user's control, 2 for a refused
 input, 130 / 143 for Ctrl-C / SIGTERM. A row whose status differs from the expected one is marked.
 """
@@ -75,7 +75,7 @@ def tiny_encoder(root: Path) -> Path:
 def sidrec(*argv: str, env: dict | None = None, stop_when: Path | None = None,
            stop: int = signal.SIGTERM) -> tuple[int, str]:
     """Run `sidrec argv` in a fresh process; with stop_when, send `stop` once that file exists."""
-    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "recsys.app.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
     if stop_when is not None:
         deadline = time.time() + 300

@@ -20,13 +20,14 @@ import matplotlib
 import numpy as np
 from common import RESULTS_DIR, peak_rss_mib, quiet, trainer_flags, write_result
 
-from recsys.data import SequenceDataModule
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import make_split
 from recsys.models import REGISTRY, FitContext
-from recsys.movielens import load_movielens
-from recsys.presets import get_run_preset
-from recsys.recommenders import read_run_inputs, recommender_config
-from recsys.sequences import make_split
-from recsys.training import MONITOR, RecommenderModule
+from recsys.models.config import recommender_config
+from recsys.runs.presets import get_run_preset
+from recsys.runs.run_dir import read_run_inputs
+from recsys.train.batches import SequenceDataModule
+from recsys.train.fit import MONITOR, RecommenderModule
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -29,9 +29,9 @@ from common import peak_rss_mib, quiet, rate, write_result
 
 
 def stage_data(dataset: Path, max_len: int) -> dict:
-    from recsys.data import training_windows
-    from recsys.movielens import load_movielens
-    from recsys.sequences import Catalogue, make_split
+    from recsys.data.movielens import load_movielens
+    from recsys.data.splits import Catalogue, make_split
+    from recsys.train.batches import training_windows
 
     figures, begin = {}, time.perf_counter()
     data = load_movielens(dataset)
@@ -93,9 +93,9 @@ def real_encoder_rate(texts: list[str], sample: int) -> float:
 
 
 def stage_sids(dataset: Path, work: Path, sample: int, rqvae_epochs: int | None) -> dict:
-    from recsys.movielens import load_movielens
-    from recsys.semantic_ids import SidConfig, build_semantic_ids
-    from recsys.text import movie_texts
+    from recsys.data.movielens import load_movielens
+    from recsys.data.text import movie_texts
+    from recsys.runs.sid_stage import SidConfig, build_semantic_ids
 
     data = load_movielens(dataset)
     figures = {"movies": len(data.movies)}
@@ -133,8 +133,8 @@ def zipf_histories(num_items: int, users: int, length: int, rng: np.random.Gener
 def beam_throughput(sids: np.ndarray, histories: list[np.ndarray], k: int, beam: int) -> dict:
     import torch
 
-    from recsys.generative import GenerativeConfig, SidGenerativeModel
-    from recsys.inputs import exclusion_mask, left_pad
+    from recsys.data.inputs import exclusion_mask, left_pad
+    from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 
     config = GenerativeConfig(vocab_sizes=tuple(int(v) + 1 for v in sids.max(0)), num_items=len(sids))
     model = SidGenerativeModel(config, item_sids=sids).eval()
@@ -155,7 +155,7 @@ def faiss_flat_vs_hnsw(embeddings: np.ndarray, queries: np.ndarray, k: int) -> d
     """Exact search against HNSW at several efSearch (the project's default is HNSW_EF_SEARCH)."""
     import faiss
 
-    from recsys.baselines import build_index
+    from recsys.models.ranking import build_index
 
     def timed_search(index: faiss.Index) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -180,7 +180,7 @@ def faiss_flat_vs_hnsw(embeddings: np.ndarray, queries: np.ndarray, k: int) -> d
 
 
 def stage_search(work: Path, users: int, k: int, beam: int) -> dict:
-    from recsys.baselines import content_user_vectors
+    from recsys.models.ranking import content_user_vectors
 
     run = work / "run"
     sids_frame = pd.read_parquet(run / "sids.parquet")

@@ -3,7 +3,7 @@
     .venv/bin/python bench/seeds_table.py results/ml-100k-seeds/metrics.json [--names presets]
 
 Rows are sorted by mean NDCG@10; the lines under the table are SID-generative against each model on
-per-user NDCG@10, as `sidrec run --seeds` computed them (`recsys.multiseed`). Prints Markdown.
+per-user NDCG@10, as `sidrec run --seeds` computed them (`recsys.runs.multiseed`). Prints Markdown.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from recsys.significance import PairedComparison
+from recsys.evaluation.significance import PairedComparison
 
 COLUMNS = [("recall@5", "R@5"), ("recall@10", "R@10"), ("recall@20", "R@20"), ("ndcg@5", "N@5"),
            ("ndcg@10", "N@10"), ("ndcg@20", "N@20")]

@@ -32,8 +32,8 @@ ARRAYS = ("items", "lengths", "user_ids", "valid_target", "test_target", "movie_
 
 
 def stage_prepare(dataset: Path, work: Path) -> dict:
-    from recsys.movielens import load_movielens
-    from recsys.sequences import Catalogue, make_split
+    from recsys.data.movielens import load_movielens
+    from recsys.data.splits import Catalogue, make_split
 
     start = time.perf_counter()
     data = load_movielens(dataset)
@@ -56,7 +56,7 @@ def stage_prepare(dataset: Path, work: Path) -> dict:
 
 def read_split(work: Path):
     """The leave-one-out split and catalogue that `prepare` wrote (training sequences are views)."""
-    from recsys.sequences import Catalogue, SequenceSplit
+    from recsys.data.splits import Catalogue, SequenceSplit
 
     a = {name: np.load(work / f"{name}.npy") for name in ARRAYS}
     train = np.split(a["items"].astype(np.int64), np.cumsum(a["lengths"])[:-1])
@@ -68,7 +68,7 @@ def read_split(work: Path):
 
 def model_context(catalogue):
     from recsys.models.base import FitContext
-    from recsys.recommenders import RecommenderConfig
+    from recsys.models.config import RecommenderConfig
 
     return FitContext(catalogue=catalogue, embeddings=np.zeros((catalogue.size, 1), np.float32),
                       sids=np.zeros((catalogue.size, 1), np.int64), config=RecommenderConfig(progress=False),

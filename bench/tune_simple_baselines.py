@@ -16,12 +16,12 @@ from pathlib import Path
 
 from common import quiet, write_result
 
-from recsys.baselines import stage_inputs, stage_targets
-from recsys.metrics import ranking_metrics
+from recsys.data.movielens import load_movielens
+from recsys.data.splits import make_split, stage_inputs, stage_targets
+from recsys.evaluation.metrics import ranking_metrics
 from recsys.models import REGISTRY, FitContext
-from recsys.movielens import load_movielens
-from recsys.recommenders import read_run_inputs, recommender_config
-from recsys.sequences import make_split
+from recsys.models.config import recommender_config
+from recsys.runs.run_dir import read_run_inputs
 
 GRID = {
     "itemknn": {"itemknn_neighbours": [20, 50, 100, 200, 400, 800, 1600],

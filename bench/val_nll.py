@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from recsys.finished_run import FinishedRun
-from recsys.inputs import left_pad
-from recsys.sequences import make_split
+from recsys.data.inputs import left_pad
+from recsys.data.splits import make_split
+from recsys.runs.finished_run import FinishedRun
 
 USERS_PER_BATCH = 256
 

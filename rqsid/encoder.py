@@ -13,9 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +21,8 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError
 
-from rqsid.io import file_digest, pip_download
+from rqsid.errors import ChecksumError
+from rqsid.io import file_digest, pip_download, unreachable
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -52,10 +50,6 @@ _SKIPPED_FILES = frozenset({"desktop.ini", "Thumbs.db", ".DS_Store"})
 _HUB_IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "*.tflite"]
 PROBE_TIMEOUT_S = 3.0
 _CHUNK = 1 << 20
-
-
-class ChecksumError(ValueError):
-    """A downloaded or extracted file does not have its pinned sha256."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -136,22 +130,8 @@ def _offline_reason() -> str | None:
 
 @functools.cache
 def _hub_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One HEAD request, bounded by ``timeout`` in total (DNS included, hence the thread); cached."""
-    answered: list[bool] = []
-
-    def probe() -> None:
-        try:
-            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
-            answered.append(True)
-        except urllib.error.HTTPError:
-            answered.append(True)  # an HTTP error status still means the server is there
-        except (OSError, ValueError):
-            answered.append(False)
-
-    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(answered) and answered[0]
+    """The Hub answers within ``timeout`` seconds (`rqsid.io.unreachable`); cached for the process."""
+    return unreachable(endpoint, timeout) is None
 
 
 # ---------------------------------------------------------------------------------------------------

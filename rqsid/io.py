@@ -14,9 +14,13 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,3 +129,26 @@ def load_pretrained(cls: type, path: Path | str) -> Any:
     except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as err:
         raise ValueError(f"{path}: cannot load {cls.__name__} ({type(err).__name__}: {err}); the files are "
                          f"damaged or were written by another version: train again") from err
+
+
+def unreachable(url: str, timeout: float) -> str | None:
+    """Why `url`'s server (or the proxy for it) does not accept a TCP connection within `timeout` seconds,
+    DNS lookup included; None when it does. An offline machine then fails in seconds, not minutes."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        parts = urllib.parse.urlsplit(proxy)  # behind a proxy, the proxy is what must answer
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    reasons: list[str | None] = []
+
+    def connect() -> None:  # in a thread: getaddrinfo takes no timeout of its own
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            reasons.append(None)
+        except (OSError, ValueError) as err:
+            reasons.append(str(err) or type(err).__name__)
+
+    thread = threading.Thread(target=connect, name=f"probe-{parts.hostname}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return reasons[0] if reasons else f"no answer from {parts.hostname}:{port} within {timeout:g} s"

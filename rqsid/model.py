@@ -140,9 +140,3 @@ class RQVAE(nn.Module, PyTorchModelHubMixin):
             reconstruction_loss=reconstruction_loss,
             quantization_loss=quantization_loss,
         )
-
-    @torch.no_grad()
-    def semantic_ids(self, x: torch.Tensor) -> torch.Tensor:
-        """Learned codes (B, num_levels) for inputs (B, input_dim)."""
-        latent = self.encode(x)
-        return self.quantizer(latent).semantic_ids

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -107,6 +106,8 @@ class ResidualQuantizer(nn.Module, PyTorchModelHubMixin):
     @torch.no_grad()
     def kmeans_init(self, x: torch.Tensor, *, seed: int = 0, niter: int = 25) -> None:
         """Set every level's codebook to k-means centroids (faiss) of that level's residuals on x (N, D)."""
+        import faiss  # here, not at module level: loading or applying a quantizer needs no faiss
+
         residual = x.detach().float().cpu()
         for vq in self.quantizers:
             k = self.num_embeddings

@@ -122,14 +122,14 @@ def tiny_run(tmp_path_factory, tiny_movielens, tiny_sentence_encoder):
 
     Run "a" calls `sids` then `evaluate`; run "b" calls `run`, which must give the same results, with the
     models trained in the opposite order, which must not matter either."""
-    from recsys.cli import main
+    from recsys.app.cli import main
 
     home = tmp_path_factory.mktemp("home")
     runs = {name: home / "runs" / name for name in ("a", "b")}
     common = ["--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder)]
     sid_set = [arg for key, value in SID_FAST.items() for arg in ("--set", f"{key}={value}")]
     assert main(["sids", *common, "--run", str(runs["a"]), *sid_set]) == 0
-    from recsys.presets import RUN_PRESETS
+    from recsys.runs.presets import RUN_PRESETS
 
     # the preset's own settings, so that `sids` + `evaluate` and `run --preset ml-100k` ask for the same thing
     preset = [arg for key, value in RUN_PRESETS["ml-100k"].recommender.items() for arg in ("--set", f"{key}={value}")]

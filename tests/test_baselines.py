@@ -6,16 +6,15 @@ import faiss
 import numpy as np
 import pytest
 
-from recsys.baselines import (
+from recsys.data.splits import SequenceSplit, stage_inputs
+from recsys.models.ranking import (
     content_recommend,
     content_user_vectors,
     faiss_topk_excluding,
     popularity_recommend,
     popularity_scores,
-    stage_inputs,
     topk_excluding,
 )
-from recsys.sequences import SequenceSplit
 
 
 def tiny_split() -> SequenceSplit:
@@ -122,7 +121,7 @@ def test_content_recommend_never_returns_history(rng):
 
 
 def test_hnsw_index_finds_what_flat_finds(rng):
-    from recsys.baselines import build_index
+    from recsys.models.ranking import build_index
 
     items = rng.normal(size=(2000, 32)).astype(np.float32)
     items /= np.linalg.norm(items, axis=1, keepdims=True)
@@ -137,7 +136,7 @@ def test_hnsw_index_finds_what_flat_finds(rng):
 
 
 def test_faiss_search_in_batches_of_similar_history_length_changes_nothing(rng):
-    from recsys.baselines import build_index
+    from recsys.models.ranking import build_index
 
     items = rng.normal(size=(300, 8)).astype(np.float32)
     queries = rng.normal(size=(25, 8)).astype(np.float32)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.sequences import Catalogue, cold_start, leave_one_out, make_split
+from recsys.data.splits import Catalogue, cold_start, leave_one_out, make_split
 
 N_ITEMS = 40
 
@@ -50,11 +50,11 @@ def test_cold_start_is_leave_one_out_of_the_warm_sequences(split):
 def test_no_cold_movie_in_any_count_or_table(split, tmp_path):
     """Popularity counts, item-kNN co-occurrence, Markov transitions: zero for cold movies; the dense
     model's item table and the SID model's id table: cold rows untouched by training."""
-    from recsys.dense import DenseConfig, DenseSequentialModel
-    from recsys.generative import GenerativeConfig, SidGenerativeModel
     from recsys.models import REGISTRY, FitContext
-    from recsys.recommenders import recommender_config
-    from recsys.training import TrainingConfig, train_recommender
+    from recsys.models.config import recommender_config
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
+    from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
+    from recsys.train.fit import TrainingConfig, train_recommender
 
     cold = split.cold_items
     config = recommender_config({"itemknn_neighbours": 10, "markov_last": 2, "progress": False})
@@ -82,7 +82,7 @@ def test_no_cold_movie_in_any_count_or_table(split, tmp_path):
 def test_cold_start_run_reports_both_slices(tiny_movielens, tiny_sentence_encoder, tmp_path):
     from helpers import FAST
 
-    from recsys.cli import main
+    from recsys.app.cli import main
 
     run = tmp_path / "cold"
     assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run", str(run),
@@ -103,7 +103,7 @@ def test_cold_start_run_reports_both_slices(tiny_movielens, tiny_sentence_encode
 def test_dense_softmax_over_existing_movies_only():
     import torch.nn.functional as F
 
-    from recsys.dense import DenseConfig, DenseSequentialModel
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
 
     torch.manual_seed(0)
     model = DenseSequentialModel(DenseConfig(d_model=8, n_layers=1, n_heads=1, dropout=0.0, max_len=4, num_items=10))

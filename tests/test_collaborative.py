@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.collaborative import interaction_matrix, item_factors, tokenizer_input
-from recsys.sequences import Catalogue, leave_one_out
+from recsys.data.collaborative import interaction_matrix, item_factors, tokenizer_input
+from recsys.data.splits import Catalogue, leave_one_out
 
 
 def ratings_frame(rng, users: int = 30, items: int = 20, per_user: int = 8) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def test_held_out_ratings_never_reach_the_tokenizer_input():
 def test_run_with_rq_kmeans_and_collaborative_input(tiny_movielens, tiny_sentence_encoder, tmp_path):
     from helpers import FAST
 
-    from recsys.cli import main
+    from recsys.app.cli import main
     from rqsid.model import RQVAE
 
     run = tmp_path / "run"
@@ -71,8 +71,8 @@ def test_run_with_rq_kmeans_and_collaborative_input(tiny_movielens, tiny_sentenc
     assert len(sids) == 48 and sids["sid"].is_unique
     assert json.loads((run / "metrics.json").read_text())["models"]["sid-generative"]["ndcg@10"] >= 0
     # a text query has no interactions: it is quantised with zero collaborative inputs, on a real prefix
-    from recsys import explain
-    from recsys.finished_run import FinishedRun
+    from recsys.app import explain
+    from recsys.runs.finished_run import FinishedRun
 
     found = explain.search(FinishedRun(run), "the toy story comedy", k=3)
     path = found.query["sid_path"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from recsys.data.splits import Catalogue, SequenceSplit
 from recsys.models import MODELS, REGISTRY, FitContext
-from recsys.recommenders import recommender_config
-from recsys.sequences import Catalogue, SequenceSplit
+from recsys.models.config import recommender_config
 
 N_ITEMS, K = 30, 5
 TINY = {"d_model": 8, "n_layers": 1, "n_heads": 2, "max_len": 6, "max_epochs": 2, "val_every": 1, "patience": 1,
@@ -100,7 +100,7 @@ def test_test_targets_never_reach_a_model(tmp_path, name):
 
 def test_dense_validation_ranking_equals_its_faiss_test_ranking(tmp_path):
     """Validation ranks by torch top-k over the item table, the test stage by FAISS: the same ranking."""
-    from recsys.inputs import exclusion_mask, left_pad
+    from recsys.data.inputs import exclusion_mask, left_pad
 
     model = REGISTRY["faiss-dense"].build(context(tmp_path, "faiss-dense")).fit(tiny_split())
     histories = inputs_of(tiny_split())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.data import PAD, SampledPrefixes, left_pad, training_windows
+from recsys.train.batches import PAD, SampledPrefixes, left_pad, training_windows
 
 
 def test_windows_predict_every_target_once():
@@ -49,14 +49,14 @@ def test_no_trainable_sequence_is_a_clear_error():
 
 @pytest.mark.parametrize("bad", [{"sampling": "random"}, {"max_minutes": 0}, {"batch_size": 0}])
 def test_training_config_rejects_bad_settings(bad):
-    from recsys.training import TrainingConfig
+    from recsys.train.fit import TrainingConfig
 
     with pytest.raises(ValueError, match=next(iter(bad)) if "batch" not in next(iter(bad)) else "positive"):
         TrainingConfig(**bad)
 
 
 def test_window_users_follow_the_windows():
-    from recsys.data import window_users
+    from recsys.train.batches import window_users
 
     sequences = [np.arange(1, 8), np.array([9]), np.arange(10, 13)]
     windows = training_windows(sequences, max_len=3)
@@ -76,9 +76,9 @@ def test_sampled_prefixes_carry_the_user():
 def test_user_token_reaches_training_and_recommendation():
     """With user_buckets > 0, the same history gives different recommendations for different users, both
     through a training step and through recommend_batch (what validation and test use)."""
-    from recsys.dense import DenseConfig, DenseSequentialModel
-    from recsys.sequences import SequenceSplit
-    from recsys.training import RecommenderModule, TrainingConfig, recommend_batch
+    from recsys.data.splits import SequenceSplit
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
+    from recsys.train.fit import RecommenderModule, TrainingConfig, recommend_batch
 
     torch.manual_seed(0)
     history = np.array([0, 1, 2, 3])

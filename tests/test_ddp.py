@@ -8,14 +8,14 @@ import sys
 import pandas as pd
 from helpers import readable_artifacts, run_args
 
-from recsys.evaluate import metrics_from_files
+from recsys.evaluation.evaluate import metrics_from_files
 
 
 def test_two_process_ddp_run_matches_the_single_process_run(tiny_run, tmp_path):
     run = tmp_path / "ddp"
     argv = [*run_args(tiny_run, run), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
     # DDP starts the second process by running the same command again: it must be a real command line.
-    done = subprocess.run([sys.executable, "-m", "recsys.cli", *argv], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "recsys.app.cli", *argv], capture_output=True, text=True,
                           check=False, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in done.stderr

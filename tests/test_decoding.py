@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.backbone import BackboneConfig, SequenceBackbone, attention_mask
-from recsys.decoding import ConstrainedBeamSearch, SidTrie
-from recsys.generative import GenerativeConfig, SidGenerativeModel
+from recsys.nets.backbone import BackboneConfig, SequenceBackbone, attention_mask
+from recsys.nets.decoding import ConstrainedBeamSearch, SidTrie
+from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 
 SIDS = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 2, 0], [2, 1, 3]])
 

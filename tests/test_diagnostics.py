@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from test_exact_scoring import lopsided_sids, tiny_model
 
-from recsys.dense import DenseConfig, DenseSequentialModel
-from recsys.exact_scoring import item_log_probs
+from recsys.nets.dense import DenseConfig, DenseSequentialModel
+from recsys.nets.exact_scoring import item_log_probs
 
 
 def histories(rng, rows: int, num_items: int, length: int = 8) -> torch.Tensor:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.baselines import popularity_recommend
-from recsys.evaluate import (
+from recsys.data.splits import Catalogue, SequenceSplit
+from recsys.evaluation.evaluate import (
     TOP_K,
     check_recommendations,
     metrics_from_files,
@@ -18,7 +18,7 @@ from recsys.evaluate import (
     targets_frame,
     write_evaluation,
 )
-from recsys.sequences import Catalogue, SequenceSplit
+from recsys.models.ranking import popularity_recommend
 
 CATALOGUE = Catalogue(np.arange(101, 131))  # 30 movies: room for TOP_K = 20 unseen ones per user
 

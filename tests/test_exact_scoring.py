@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.decoding import ConstrainedBeamSearch, SidTrie
-from recsys.exact_scoring import (
+from recsys.nets.decoding import ConstrainedBeamSearch, SidTrie
+from recsys.nets.exact_scoring import (
     PruneStats,
     exact_topk,
     full_exact_topk,
@@ -12,7 +12,7 @@ from recsys.exact_scoring import (
     pruned_exact_topk,
     users_per_chunk,
 )
-from recsys.generative import GenerativeConfig, SidGenerativeModel
+from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 
 VOCAB = (5, 4, 3, 6)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys import explain
-from recsys.cli import main
-from recsys.finished_run import FinishedRun, NotFoundError
+from recsys.app import explain
+from recsys.app.cli import main
 from recsys.models import DEFAULT_MODELS as MODELS
+from recsys.runs.finished_run import FinishedRun, NotFoundError
 
 
 @pytest.fixture(scope="module")

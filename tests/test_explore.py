@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from recsys import explore
-from recsys.finished_run import FinishedRun
+from recsys.app import explore
 from recsys.models import DEFAULT_MODELS as MODELS
+from recsys.runs.finished_run import FinishedRun
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_user_histories.ipynb"
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recsys.exact_scoring import item_log_probs
-from recsys.hybrid import HybridConfig, SidHybridModel
+from recsys.nets.exact_scoring import item_log_probs
+from recsys.nets.hybrid import HybridConfig, SidHybridModel
 
 VOCAB = (4, 4, 3)
 N_ITEMS = 30

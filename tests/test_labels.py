@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from recsys.labels import class_tfidf, label_prefixes, prefix_strings, title_words
+from recsys.evaluation.labels import class_tfidf, label_prefixes, prefix_strings, title_words
 
 
 def test_class_tfidf_ranks_by_the_formula():

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recsys.losses import linear_cross_entropy
+from recsys.nets.losses import linear_cross_entropy
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
@@ -39,7 +39,7 @@ def test_refuses_mismatched_shapes():
 
 
 def test_dropout_keeps_nn_dropouts_distribution():
-    from recsys.backbone import Dropout
+    from recsys.nets.backbone import Dropout
 
     torch.manual_seed(0)
     x = torch.ones(200_000, requires_grad=True)

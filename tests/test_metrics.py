@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.metrics import ndcg_at_k, ranking_metrics, recall_at_k
+from recsys.evaluation.metrics import ndcg_at_k, ranking_metrics, recall_at_k
 
 # three users; targets sit at rank 1, rank 3 and nowhere in the top 4
 RANKED = np.array([[7, 1, 2, 3], [4, 5, 9, 6], [1, 2, 3, 4]])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys import movielens
-from recsys.movielens import MARKER, ML100K_GENRES, MovieLensFormatError, load_enrichment, load_movielens
+from recsys.data import movielens
+from recsys.data.movielens import MARKER, ML100K_GENRES, MovieLensFormatError, load_enrichment, load_movielens
 
 
 def _flags(*genres: str) -> str:

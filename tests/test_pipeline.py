@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from helpers import FAST
 
-from recsys.cli import main
-from recsys.evaluate import metrics_from_files
+from recsys.app.cli import main
+from recsys.evaluation.evaluate import metrics_from_files
 from recsys.models import DEFAULT_MODELS as MODELS
 
 

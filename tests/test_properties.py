@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from recsys.metrics import ndcg_at_k, ranking_metrics, recall_at_k
+from recsys.evaluation.metrics import ndcg_at_k, ranking_metrics, recall_at_k
 from rqsid.assign import append_disambiguation_token
 
 codes = st.integers(1, 4).flatmap(

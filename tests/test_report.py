@@ -2,9 +2,9 @@
 
 import pytest
 
-from recsys.presets import RUN_PRESETS, get_run_preset
-from recsys.recommenders import recommender_config
-from recsys.report import gap_sentence, results_table, to_markdown
+from recsys.models.config import recommender_config
+from recsys.runs.presets import RUN_PRESETS, get_run_preset
+from recsys.runs.report import gap_sentence, results_table, to_markdown
 
 
 def metrics(dataset: str, dense: float, generative: float) -> dict:

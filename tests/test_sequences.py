@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.sequences import Catalogue, chronological, leave_one_out, make_split, temporal
+from recsys.data.splits import Catalogue, chronological, leave_one_out, make_split, temporal
 
 # item index order deliberately differs from movie_id order, so a tie rule on the index would show
 CATALOGUE = Catalogue(np.array([30, 10, 20, 40, 50]))
@@ -111,7 +111,7 @@ def test_a_movie_rated_twice_keeps_its_last_rating_and_never_sits_in_its_own_his
     user's history, where every model is barred from recommending it (issue 14, defect 1)."""
     import logging
 
-    from recsys.sequences import Catalogue, leave_one_out
+    from recsys.data.splits import Catalogue, leave_one_out
 
     rows = [(1, m, 4, t) for t, m in enumerate([10, 11, 12, 13, 14])] + [(2, m, 3, t) for t, m in
                                                                          enumerate([10, 12, 14, 11, 10])]

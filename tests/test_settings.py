@@ -2,7 +2,7 @@
 
 import pytest
 
-from recsys.recommenders import recommender_config
+from recsys.models.config import recommender_config
 from rqsid.lightning import RQVAETrainingConfig
 from rqsid.model import RQVAEConfig
 from rqsid.settings import route, typed_value
@@ -52,7 +52,7 @@ def test_a_validation_interval_longer_than_training_is_refused():
     (["--set", "head_softmax=tree"], "head_softmax"), (["--set", "head_nodes=maybe"], "head_nodes"),
 ])
 def test_the_cli_refuses_before_any_work(pair, named, tiny_movielens, tmp_path, capsys):
-    from recsys.cli import main
+    from recsys.app.cli import main
 
     run = tmp_path / "run"
     assert main(["run", "--dataset", str(tiny_movielens), "--run", str(run), *pair]) == 2

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.decoding import SidTrie
-from recsys.exact_scoring import full_exact_topk, item_log_probs, pruned_exact_topk
-from recsys.generative import ChildTables, GenerativeConfig, SidGenerativeModel
+from recsys.nets.decoding import SidTrie
+from recsys.nets.exact_scoring import full_exact_topk, item_log_probs, pruned_exact_topk
+from recsys.nets.generative import ChildTables, GenerativeConfig, SidGenerativeModel
 
 VOCAB = (5, 4, 3)
 N_ITEMS = 40

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.multiseed import summarise_seeds
-from recsys.significance import format_mean_sd, paired_comparison, seed_summary
+from recsys.evaluation.significance import format_mean_sd, paired_comparison, seed_summary
+from recsys.runs.multiseed import summarise_seeds
 
 
 def test_paired_comparison_of_hand_made_figures():

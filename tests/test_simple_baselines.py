@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.baselines import topk_excluding
+from recsys.data.splits import Catalogue, SequenceSplit
 from recsys.models.base import FitContext
 from recsys.models.itemknn import (
     ItemKNN,
@@ -26,7 +26,7 @@ from recsys.models.itemknn import (
     topk_ranked,
 )
 from recsys.models.markov import Markov
-from recsys.sequences import Catalogue, SequenceSplit
+from recsys.models.ranking import topk_excluding
 
 R6 = 1 / np.sqrt(6)
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from helpers import readable_artifacts, run_args
 
-from recsys.cli import main
-from recsys.evaluate import metrics_from_files
+from recsys.app.cli import main
+from recsys.evaluation.evaluate import metrics_from_files
 from recsys.models import DEFAULT_MODELS as MODELS
 
 
@@ -47,7 +47,7 @@ def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny
 def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run, tmp_path):
     run = tmp_path / "run"
     argv = [*run_args(tiny_run, run), "--set", "max_epochs=25", "--set", "patience=25", "--set", "val_every=1"]
-    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "recsys.app.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     # sid-generative trains first here, into the staging folder until every model is done
     last = run / ".staging" / "train" / "sid-generative" / "checkpoints" / "last.ckpt"
@@ -63,7 +63,7 @@ def test_a_killed_training_leaves_no_half_written_artifact_and_resumes(tiny_run,
     assert not (run / "models" / "sid-generative").exists() and not (run / "metrics.json").exists()
     readable_artifacts(run)
 
-    done = subprocess.run([sys.executable, "-m", "recsys.cli", *argv, "--resume"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "recsys.app.cli", *argv, "--resume"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming from" in done.stderr and "Semantic IDs: finished before" in done.stderr
@@ -94,7 +94,7 @@ def test_sigterm_during_training_exits_143_with_one_line_and_keeps_nothing_final
     """A scheduler's SIGTERM must not look like success (Lightning turns it into a status-0 SystemExit)."""
     run = tmp_path / "run"
     argv = [*run_args(tiny_run, run), "--set", "max_epochs=200", "--set", "patience=200", "--set", "val_every=1"]
-    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "recsys.app.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     log = run / ".staging" / "train" / "sid-generative" / "logs" / "metrics.csv"  # sid-generative trains first
     deadline = time.time() + 300
@@ -129,16 +129,16 @@ def test_a_diverging_training_stops_with_a_clear_error_and_keeps_the_good_model(
 
 def test_a_second_process_into_the_same_run_is_refused_naming_the_holder(tiny_run, tmp_path):
     """Two runs into one directory would interleave their logs and checkpoints (issue 14, defect 6)."""
-    from recsys.stages import run_lock
+    from recsys.runs.stages import run_lock
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run["b"], run)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom recsys.stages import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom recsys.runs.stages import run_lock\n"
                                f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        second = subprocess.run([sys.executable, "-m", "recsys.cli", *run_args(tiny_run, run)], capture_output=True,
+        second = subprocess.run([sys.executable, "-m", "recsys.app.cli", *run_args(tiny_run, run)], capture_output=True,
                                 text=True, check=False)
         assert second.returncode == 2
         lines = [line for line in second.stderr.splitlines() if line.startswith("sidrec:")]
@@ -151,7 +151,7 @@ def test_a_second_process_into_the_same_run_is_refused_naming_the_holder(tiny_ru
 
 
 def test_the_report_survives_a_damaged_training_log(tiny_run, tmp_path, caplog):
-    from recsys.report import write_report
+    from recsys.runs.report import write_report
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run["b"], run)
@@ -173,7 +173,7 @@ def test_an_interrupted_rerun_with_new_settings_leaves_the_run_as_it_was(tiny_ru
     metrics = (run / "metrics.json").read_text()
     argv = [*run_args(tiny_run, run), "--set", "lr=0.002", "--set", "max_epochs=25", "--set", "patience=25",
             "--set", "val_every=1"]
-    process = subprocess.Popen([sys.executable, "-m", "recsys.cli", *argv], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "recsys.app.cli", *argv], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     second = run / ".staging" / "train" / "faiss-dense" / "logs" / "metrics.csv"  # trains after sid-generative
     deadline = time.time() + 300
@@ -191,7 +191,7 @@ def test_an_interrupted_rerun_with_new_settings_leaves_the_run_as_it_was(tiny_ru
     for name in recorded:
         assert metrics_from_files(pd.read_parquet(run / "predictions" / f"{name}.parquet"), targets) == recorded[name]
 
-    done = subprocess.run([sys.executable, "-m", "recsys.cli", *argv, "--resume"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "recsys.app.cli", *argv, "--resume"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (run / ".staging").exists()
@@ -204,7 +204,7 @@ def test_an_interrupted_rerun_with_new_settings_leaves_the_run_as_it_was(tiny_ru
 
 def test_staged_predictions_promoted_meanwhile_are_read_from_the_run(tmp_path):
     """Under DDP, rank 0 may move a staged model's predictions into the run while another rank reads."""
-    from recsys.recommenders import read_staged_predictions
+    from recsys.runs.recommend_stage import read_staged_predictions
 
     staging, run = tmp_path / "run" / ".staging", tmp_path / "run"
     frame = pd.DataFrame({"user_id": [1], "rank": [1], "movie_id": [7], "score": [0.5]})

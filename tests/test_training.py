@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.training import TrainingConfig, lr_factor, train_recommender
+from recsys.train.fit import TrainingConfig, lr_factor, train_recommender
 
 
 def test_lr_factor_by_hand():
@@ -29,8 +29,8 @@ def test_training_config_refuses_bad_schedules(bad):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
-    from recsys.dense import DenseConfig, DenseSequentialModel
-    from recsys.sequences import SequenceSplit
+    from recsys.data.splits import SequenceSplit
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
 
     rng = np.random.default_rng(0)
     train = [rng.integers(0, 30, 12) for _ in range(16)]
@@ -66,8 +66,8 @@ def test_resume_continues_from_the_last_epoch_and_keeps_the_whole_log(tmp_path):
     holds every epoch once (issue 14, defect 3)."""
     import pandas as pd
 
-    from recsys.dense import DenseConfig, DenseSequentialModel
-    from recsys.sequences import SequenceSplit
+    from recsys.data.splits import SequenceSplit
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
 
     rng = np.random.default_rng(0)
     train = [rng.integers(0, 30, 12) for _ in range(16)]

@@ -1,4 +1,5 @@
-"""Every recommender of a run behind one contract (`Recommender`), and the registry of their names.
+"""Layer 5, models: every recommender of a run behind one contract (`Recommender`), and the registry of
+their names.
 
 To add a model: write one file with a `Recommender` subclass and add one line to REGISTRY below.
 """

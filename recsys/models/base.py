@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from recsys.sequences import Catalogue, SequenceSplit
+from recsys.data.splits import Catalogue, SequenceSplit
 from rqsid.io import read_json
 
-if TYPE_CHECKING:  # the stage's settings; imported lazily to keep models free of the stage module
-    from recsys.recommenders import RecommenderConfig
+if TYPE_CHECKING:  # type hints only: recsys.models.config imports the registry, which imports this module
+    from recsys.models.config import RecommenderConfig
 
 SETTINGS_FILE = "recommender.json"
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.baselines import build_index, content_user_vectors, faiss_topk_excluding
+from recsys.data.splits import SequenceSplit
 from recsys.models.base import Ranking, Recommender, default_exclude
-from recsys.sequences import SequenceSplit
+from recsys.models.ranking import build_index, content_user_vectors, faiss_topk_excluding
 
 
 class FaissContent(Recommender):
     """Learns nothing: scores are cosines between the user's content vector and each movie's embedding
-    (`recsys.baselines.content_user_vectors`)."""
+    (`recsys.models.ranking.content_user_vectors`)."""
 
     name = "faiss-content"
     settings = ("split", "content_decay", "content_index")

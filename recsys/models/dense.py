@@ -7,10 +7,10 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from recsys.baselines import faiss_topk_excluding
-from recsys.dense import DenseConfig, DenseSequentialModel
-from recsys.inputs import left_pad
+from recsys.data.inputs import left_pad
 from recsys.models.neural import NeuralRecommender
+from recsys.models.ranking import build_index, faiss_topk_excluding
+from recsys.nets.dense import DenseConfig, DenseSequentialModel
 
 
 class FaissDense(NeuralRecommender):
@@ -28,7 +28,7 @@ class FaissDense(NeuralRecommender):
     def rank_batch(self, histories: list[np.ndarray], exclude: list[np.ndarray], users: np.ndarray,
                    k: int) -> tuple[np.ndarray, np.ndarray]:
         if getattr(self, "_index", None) is None:
-            self._index = self.net.faiss_index()
+            self._index = build_index(self.net.item.weight.detach().cpu().numpy())  # exact inner product
         inputs = torch.as_tensor(left_pad(histories, self.net.config.max_len))
         queries = self.net.eval().user_vectors(inputs, torch.as_tensor(users)).numpy().astype(np.float32)
         return faiss_topk_excluding(queries, self._index, exclude, k)

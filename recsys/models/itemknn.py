@@ -27,9 +27,9 @@ import numpy as np
 import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
-from recsys.baselines import popularity_scores
+from recsys.data.splits import SequenceSplit
 from recsys.models.base import FitContext, Ranking, Recommender, default_exclude
-from recsys.sequences import SequenceSplit
+from recsys.models.ranking import popularity_scores
 
 BLOCK_ELEMENTS = 2**26  # dense (B, N) float32 cells per block of S's rows (and per user batch): 256 MB
 WEIGHTS_FILE = "model.safetensors"

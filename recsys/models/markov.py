@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.baselines import popularity_scores
+from recsys.data.splits import SequenceSplit
 from recsys.models.base import FitContext, Ranking, Recommender, default_exclude
 from recsys.models.itemknn import load_sparse, popularity_rank, recency_weights, save_sparse, sparse_recommend
-from recsys.sequences import SequenceSplit
+from recsys.models.ranking import popularity_scores
 
 
 def transition_counts(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:

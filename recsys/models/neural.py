@@ -1,20 +1,22 @@
 """What the two learned sequence models share behind the contract: batching, training, saving.
 
-The `nn.Module`s themselves (`recsys.dense`, `recsys.generative`) never import Lightning; `fit` imports
+The `nn.Module`s themselves (`recsys.nets.dense`, `recsys.nets.generative`) never import Lightning; `fit` imports
 the training code only when it runs.
 """
 
 from __future__ import annotations
 
+import tempfile
 from abc import abstractmethod
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from recsys.inputs import exclusion_mask, left_pad
+from recsys.data.inputs import exclusion_mask, left_pad
+from recsys.data.splits import SequenceSplit
 from recsys.models.base import Ranking, Recommender, default_exclude
-from recsys.sequences import SequenceSplit
 from rqsid.io import load_pretrained
 
 BATCH_USERS = 256
@@ -31,14 +33,16 @@ class NeuralRecommender(Recommender):
     def fit(self, split: SequenceSplit) -> NeuralRecommender:
         import lightning as L
 
-        from recsys.training import train_recommender
+        from recsys.train.fit import train_recommender
 
         cfg, ctx = self.context.config, self.context
         # Seed before building, so that a model's initial weights do not depend on what ran before it.
         L.seed_everything(cfg.training.seed, workers=True, verbose=False)
-        self.net = train_recommender(self.build_module(), split, ctx.catalogue.size, cfg.training,
-                                     output_dir=Path(ctx.output_dir or "."), progress=ctx.progress,
-                                     resume=ctx.resume)
+        with ExitStack() as stack:  # no output_dir: logs and checkpoints in a folder removed afterwards
+            output_dir = Path(ctx.output_dir) if ctx.output_dir else \
+                Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sidrec-train-")))
+            self.net = train_recommender(self.build_module(), split, ctx.catalogue.size, cfg.training,
+                                         output_dir=output_dir, progress=ctx.progress, resume=ctx.resume)
         return self
 
     def recommend(self, histories: list[np.ndarray], k: int, *, exclude: list[np.ndarray] | None = None,

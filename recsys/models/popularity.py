@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from recsys.baselines import popularity_scores, topk_excluding
+from recsys.data.splits import SequenceSplit
 from recsys.models.base import Ranking, Recommender, default_exclude
-from recsys.sequences import SequenceSplit
+from recsys.models.ranking import popularity_scores, topk_excluding
 
 
 class Popularity(Recommender):

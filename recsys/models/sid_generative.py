@@ -6,13 +6,13 @@ from dataclasses import asdict
 
 import numpy as np
 
-from recsys.generative import GenerativeConfig, SidGenerativeModel
 from recsys.models.neural import NeuralRecommender
+from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 
 
 class SidGenerative(NeuralRecommender):
     """Ranks by log p(SID | history): exact over the whole catalogue (beam_size = 0, the default) or by
-    constrained beam search of width beam_size (`recsys.generative.SidGenerativeModel.recommend`)."""
+    constrained beam search of width beam_size (`recsys.nets.generative.SidGenerativeModel.recommend`)."""
 
     name = "sid-generative"
     module_class = SidGenerativeModel

@@ -1,9 +1,9 @@
-"""The SID + dense hybrid behind the contract (`recsys.hybrid`), reported beside SID-generative."""
+"""The SID + dense hybrid behind the contract (`recsys.nets.hybrid`), reported beside SID-generative."""
 
 from __future__ import annotations
 
-from recsys.hybrid import HybridConfig, SidHybridModel
 from recsys.models.sid_generative import SidGenerative
+from recsys.nets.hybrid import HybridConfig, SidHybridModel
 
 
 class SidHybrid(SidGenerative):

@@ -1,0 +1,49 @@
+"""Collaborative item vectors for the tokenizer's input, from training interactions only.
+
+The RQ-VAE groups movies by what its input says about them. Text alone groups them by content, while the
+SID model has to predict what people watch next; appending item factors of the training interaction
+matrix (LETTER's collaborative signal, here a truncated SVD) lets the codes follow both.
+
+Only the split's training sequences enter the matrix (each evaluated user's history before the
+validation and test items, and temporal-split extras), so no held-out rating reaches the SIDs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
+
+from recsys.data.splits import Catalogue, make_split
+
+
+def interaction_matrix(sequences: list[np.ndarray], num_items: int) -> sp.csr_matrix:
+    """(users, items) binary matrix: 1 where the user's sequence holds the item."""
+    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    cols = np.concatenate(sequences) if sequences else np.empty(0, np.int64)
+    matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(sequences), num_items))
+    matrix.data[:] = 1.0  # a movie rated twice counts once
+    return matrix
+
+
+def item_factors(sequences: list[np.ndarray], num_items: int, dims: int, seed: int) -> np.ndarray:
+    """(N, dims) item factors V * sqrt(S) of the training matrix's rank-`dims` SVD, rows L2-normalised
+    (movies without a training interaction get zeros)."""
+    matrix = interaction_matrix(sequences, num_items)
+    if not 1 <= dims < min(matrix.shape):
+        raise ValueError(f"collaborative_dims must be in [1, {min(matrix.shape) - 1}], got {dims}")
+    v0 = np.random.default_rng(seed).uniform(-1, 1, min(matrix.shape))  # seeded start: same factors every run
+    _, singular, vt = svds(matrix, k=dims, v0=v0)
+    order = np.argsort(singular)[::-1]
+    factors = (vt[order].T * np.sqrt(singular[order])).astype(np.float32)  # (N, dims)
+    factors *= np.sign(factors.sum(0, keepdims=True) + 1e-12)  # fix each column's sign (SVD leaves it open)
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    return np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+
+
+def tokenizer_input(text_embeddings: np.ndarray, ratings: pd.DataFrame, movie_ids: np.ndarray, *,
+                    dims: int, split: str, seed: int) -> np.ndarray:
+    """The text embeddings (N, D) with the training matrix's item factors (N, dims) appended."""
+    sequences = make_split(split, ratings, Catalogue(np.asarray(movie_ids))).training_sequences()
+    return np.hstack([text_embeddings, item_factors(sequences, len(movie_ids), dims, seed)]).astype(np.float32)

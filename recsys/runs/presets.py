@@ -1,0 +1,53 @@
+"""Named run set-ups: what differs between a run on ML-100K and one on ML-1M, in one place.
+
+A run preset names the dataset, the RQ-VAE preset (`rqsid.presets`) with its overrides, and flat
+overrides of the recommenders' settings (`recsys.runs.recommend_stage.recommender_config`). `sidrec run
+--preset ml-1m` uses it; `--set key=value` still overrides any single setting on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    dataset: str
+    sid_preset: str = "tiger"
+    sid_overrides: dict = field(default_factory=dict)
+    recommender: dict = field(default_factory=dict)
+    note: str = ""
+
+
+RUN_PRESETS = {
+    # The library defaults (2 layers, d_model 64, the last 50 items), the count-based baselines at their best
+    # validation settings on ML-100K (bench/results/tune-simple-ml-100k.json).
+    "ml-100k": RunPreset(
+        "ml-100k",
+        recommender={"itemknn_neighbours": 1600, "itemknn_decay": 0.7, "markov_last": 20, "markov_decay": 0.7},
+        note="library defaults, sized for a laptop CPU",
+    ),
+    # ML-1M on a 2-core CPU: the last 50 items (200 costs more per epoch, mostly padding) and at most
+    # 18 epochs (bench/results/epoch-speed-ml-1m-*.json, pipeline-ml-1m-cpu.json); the count-based and
+    # content baselines at their best validation settings (bench/results/tune-simple-ml-1m.json).
+    "ml-1m": RunPreset(
+        "ml-1m",
+        recommender={"max_len": 50, "batch_size": 128, "max_epochs": 18, "val_every": 2, "patience": 3,
+                     "itemknn_neighbours": 1600, "content_decay": 0.5},
+        note="ML-1M sized for under an hour on a 2-core CPU (epochs bounded, models undertrained)",
+    ),
+    # ML-1M on one GPU, as SASRec runs it (the last 200 items), trained until early stopping or 3 minutes
+    # per model: what bench/gpu_ml1m.sh ran on an H200 (results/ml-1m-gpu/).
+    "ml-1m-gpu": RunPreset(
+        "ml-1m",
+        recommender={"max_len": 200, "batch_size": 128, "max_epochs": 200, "val_every": 4, "patience": 5,
+                     "max_minutes": 3, "itemknn_neighbours": 1600, "content_decay": 0.5},
+        note="SASRec's ML-1M set-up (200 items), for one GPU",
+    ),
+}
+
+
+def get_run_preset(name: str) -> RunPreset:
+    if name not in RUN_PRESETS:
+        raise ValueError(f"unknown run preset {name!r}; choose one of {sorted(RUN_PRESETS)}")
+    return RUN_PRESETS[name]
