@@ -10,6 +10,7 @@ On a finished run (add --json for scripts):
     sidrec recommend --user 42 -k 10 [--model sid-generative]   the user's history, then explained top-k
     sidrec similar "Toy Story"              movies sharing its SID prefix, beside text-embedding neighbours
     sidrec search "robots in space, funny"  the query's SID prefix and its movies, beside FAISS search
+    sidrec push --run R --repo user/name [--private] [--to-dir DIR]   the RQ-VAE, the SID model, the SID table
 """
 
 from __future__ import annotations
@@ -177,6 +178,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from recsys.app.push import export_run, push_run
+
+    if args.to_dir:
+        for part, folder in export_run(args.run, args.repo, args.to_dir).items():
+            print(f"{part}: {folder}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="sidrec-push-") as staging:
+        for part, repo in push_run(args.run, args.repo, private=args.private, staging=Path(staging)).items():
+            print(f"{part}: https://huggingface.co/{'datasets/' if part == 'sids' else ''}{repo}")
+    return 0
+
+
+def add_push_parser(sub: argparse._SubParsersAction) -> None:
+    push = sub.add_parser("push", help="publish a run's RQ-VAE, SID-generative model and SID table to the Hub")
+    push.add_argument("--run", required=True, help="a finished single-seed run (e.g. runs/ml-1m-seeds/seed-1)")
+    push.add_argument("--repo", required=True, help="<user>/<name>: writes <name>-rqvae, <name>-sid-generative "
+                                                    "and the dataset <name>-sids")
+    push.add_argument("--private", action="store_true", help="create the repositories private")
+    push.add_argument("--to-dir", default=None, metavar="DIR",
+                      help="write the three folders that would be uploaded into DIR; upload nothing")
+    push.set_defaults(func=cmd_push)
+
+
 def add_explain_parsers(sub: argparse._SubParsersAction) -> None:
     from recsys.models import MODELS
 
@@ -289,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(demo)
     demo.set_defaults(func=cmd_demo)
     add_explain_parsers(sub)
+    add_push_parser(sub)
     return parser
 
 
