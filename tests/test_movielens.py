@@ -317,7 +317,7 @@ def test_enrichment_from_jsonl_and_parquet(tmp_path):
             "director": "John Lasseter",
             "stars": "Tom Hanks, Tim Allen",
         },
-        {"movie_id": 5, "plot_summary": "Not in the release.", "runtime": 90},
+        {"movie_id": 5, "plot_summary": "Not in the release.", "title": "MovieLens's own, dropped"},
     ]
     jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with pytest.warns(UserWarning, match="1 movie ids not in csv: 5"):
@@ -341,6 +341,32 @@ def test_enrichment_needs_movie_ids(tmp_path):
     pd.DataFrame({"movie_id": [1, 1], "director": ["a", "b"]}).to_json(path, orient="records", lines=True)
     with pytest.raises(MovieLensFormatError, match="duplicate movie ids 1"):
         load_enrichment(path)
+    path.write_text('{"movie_id": 1, "plot": "a misspelt column"}\n')
+    with pytest.raises(MovieLensFormatError, match=r"extra\.jsonl: unknown column\(s\) \['plot'\]"):
+        load_enrichment(path)
+    with pytest.raises(MovieLensFormatError, match=r"a \.jsonl or \.parquet file, a datasets folder or a Hub"):
+        load_enrichment(tmp_path / "extra.csv")
+
+
+def test_enrichment_from_a_datasets_folder_with_the_hub_copys_columns(tmp_path):
+    """The layout of krishnakamath/movielens-32m-movies-enriched (movie_id, title, genres, plot_summary,
+    director, stars as a list), saved by datasets, read back through load_from_disk."""
+    import datasets
+
+    data = load_movielens(write_release(tmp_path, "csv"))
+    rows = {"movie_id": [1, 11], "title": ["Toy Story (1995)", "x"], "genres": [["Animation"], ["Drama"]],
+            "plot_summary": ["Toys.", "A president."], "director": ["John Lasseter", "Rob Reiner"],
+            "stars": [["Tom Hanks", "Tim Allen"], ["Michael Douglas"]]}
+    datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "enriched")
+    movies = data.with_enrichment(load_enrichment(tmp_path / "enriched")).movies
+    assert movies.loc[0, "stars"] == ["Tom Hanks", "Tim Allen"] and movies.loc[1, "director"] == "Rob Reiner"
+    assert movies.loc[0, "title"] == data.movies.loc[0, "title"]  # the release's own title is kept
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(tmp_path / "no-train")
+    with pytest.raises(MovieLensFormatError, match="without a train split"):
+        load_enrichment(tmp_path / "no-train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MovieLensFormatError, match="not a folder written by datasets"):
+        load_enrichment(tmp_path / "empty")
 
 
 def test_repr_is_a_summary(tmp_path):

@@ -243,8 +243,10 @@ def run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_enrichment_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--enrichment", default=None, metavar="FILE",
-                   help="per-movie extras for the text (.jsonl or .parquet: movie_id, plot_summary, director, stars)")
+    p.add_argument("--enrichment", default=None, metavar="SOURCE",
+                   help="per-movie extras for the text (movie_id, plot_summary, director, stars): a .jsonl or "
+                        ".parquet file, a datasets folder (save_to_disk) or a Hub dataset id, e.g. "
+                        "krishnakamath/movielens-32m-movies-enriched")
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
