@@ -60,8 +60,10 @@ def rq_kmeans_preset(num_items: int, input_dim: int) -> Preset:
 PRESETS = {"tiger": tiger_preset, "seed": seed_preset, "rq-kmeans": rq_kmeans_preset}
 
 
-def get_preset(name: str, num_items: int, input_dim: int, **overrides: object) -> Preset:
-    """A preset by name; `overrides` replace fields of its model or training config by name."""
+def get_preset(name: str, num_items: int, input_dim: int, *, trainer: dict | None = None,
+               **overrides: object) -> Preset:
+    """A preset by name; `overrides` replace fields of its model or training config by name; `trainer`
+    (Lightning flags, as given) replaces the training config's when not empty."""
     if name not in PRESETS:
         raise ValueError(f"unknown RQ-VAE preset {name!r}; choose one of {sorted(PRESETS)}")
     preset = PRESETS[name](num_items, input_dim)
@@ -71,5 +73,6 @@ def get_preset(name: str, num_items: int, input_dim: int, **overrides: object) -
         raise ValueError(f"setting sid_method must be a word, got {sid_method!r}")
     routed = route(overrides, {"model": type(preset.model), "training": type(preset.training)},
                    what=f"RQ-VAE setting for preset {name!r}")
-    return Preset(replace(preset.model, **routed["model"]), replace(preset.training, **routed["training"]),
+    training = {**routed["training"], **({"trainer": dict(trainer)} if trainer else {})}
+    return Preset(replace(preset.model, **routed["model"]), replace(preset.training, **training),
                   sid_method, preset.fit)

@@ -109,8 +109,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys.runs.recommend_stage import run_recommenders
 
     overrides = parse_overrides(args.set)
-    cfg = recommender_config(overrides, split=args.split, **({"models": args.models} if args.models else {}))
-    cfg.training.seed, cfg.training.trainer = args.seed, trainer_flags(args)
+    cfg = recommender_config(overrides, seed=args.seed, trainer=trainer_flags(args), split=args.split,
+                             **({"models": args.models} if args.models else {}))
     dataset = movielens.load_movielens(args.dataset)
     if args.seeds:
         from recsys.runs.multiseed import evaluate_seeds

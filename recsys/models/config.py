@@ -82,9 +82,11 @@ def config_dict(cfg: RecommenderConfig) -> dict:
     return out
 
 
-def recommender_config(overrides: dict, **base: object) -> RecommenderConfig:
+def recommender_config(overrides: dict, *, seed: int | None = None, trainer: dict | None = None,
+                       **base: object) -> RecommenderConfig:
     """A RecommenderConfig from flat `key=value` overrides, each checked against its field's type and
-    routed to the backbone, the training or the top-level config (`rqsid.settings.route`)."""
+    routed to the backbone, the training or the top-level config (`rqsid.settings.route`). `seed` and
+    `trainer` (Lightning flags) go to the training config as given, so that nothing patches it later."""
     nested = {"backbone", "training"} & set(overrides)
     if nested:
         raise ValueError(f"set the fields of {sorted(nested)} one by one (e.g. lr=0.002), not as a whole")
@@ -93,5 +95,6 @@ def recommender_config(overrides: dict, **base: object) -> RecommenderConfig:
     top = {**base, **routed["top"]}
     if "models" in top:
         top["models"] = tuple(top["models"])
+    fixed = {key: value for key, value in (("seed", seed), ("trainer", trainer)) if value is not None}
     return RecommenderConfig(backbone=BackboneConfig(**routed["backbone"]),
-                             training=TrainingConfig(**routed["training"]), **top)
+                             training=TrainingConfig(**{**routed["training"], **fixed}), **top)

@@ -82,8 +82,8 @@ def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
     before any work (a bad `--set` then fails before a folder is made)."""
     preset = get_run_preset(options.preset)
     top = {"split": options.split, **({"models": options.models} if options.models else {})}
-    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, **top)
-    cfg.training.seed, cfg.training.trainer = options.seed, dict(options.trainer)
+    cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, seed=options.seed,
+                             trainer=dict(options.trainer), **top)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
                            encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),

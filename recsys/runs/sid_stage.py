@@ -105,9 +105,8 @@ def train_and_assign(
 ) -> tuple[RQVAE, np.ndarray, dict]:
     """Fit one preset's quantiser (an RQ-VAE, or RQ-KMeans), give every movie a unique SID, measure them."""
     overrides = cfg.overrides if preset_name == cfg.preset else {}
-    preset = get_preset(preset_name, len(embeddings), embeddings.shape[1], **{**overrides, "seed": cfg.seed})
-    if cfg.trainer:
-        preset.training.trainer = dict(cfg.trainer)
+    preset = get_preset(preset_name, len(embeddings), embeddings.shape[1], **{**overrides, "seed": cfg.seed},
+                        trainer=dict(cfg.trainer))
     start = time.perf_counter()
     if preset.fit == "kmeans":
         model, reseeded = fit_rq_kmeans(embeddings, preset.model, seed=cfg.seed), []
