@@ -15,6 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from recsys.data.splits import SequenceSplit
 from recsys.evaluation.metrics import ndcg_at_k, recall_at_k
@@ -46,8 +47,10 @@ class RecommenderModule(L.LightningModule):
     def __init__(self, model: nn.Module, split: SequenceSplit, num_items: int, training: TrainingConfig):
         super().__init__()
         self.model, self.split, self.num_items, self.training_config = model, split, num_items, training
-        self._val: list[tuple[np.ndarray, np.ndarray]] = []
-        self._diagnostics: dict[str, list[torch.Tensor]] = {}
+        # Validation figures per user, averaged over every process's users: a MeanMetric syncs its sum and
+        # count under DDP, so unequal shares weigh right. One per logged name, made at the first batch.
+        self.val_means = nn.ModuleDict()
+        self._val_names: dict[str, str] = {}  # logged name -> ModuleDict key (no "." or "/" allowed there)
         # The cold-start split's cold movies do not exist while the models train (recsys.data.splits)
         cold = split.cold_items if split is not None else np.empty(0, np.int64)
         self.existing = None
@@ -68,23 +71,25 @@ class RecommenderModule(L.LightningModule):
         items, exclude, users = stage_batch(self.model, self.split, rows, "valid", self.num_items)
         items, users = items.to(self.device), users.to(self.device)
         ranked, _ = self.model.recommend(items, exclude, 10, users=users)
-        self._val.append((ranked.cpu().numpy(), self.split.valid_target[rows]))
+        ranked, targets = ranked.cpu().numpy(), self.split.valid_target[rows]
+        self._update(MONITOR, torch.as_tensor(ndcg_at_k(ranked, targets, 10)))
+        self._update("val/recall@10", torch.as_tensor(recall_at_k(ranked, targets, 10)))
         # Where the loss sits, beside the ranking (nats per item, and per SID level for the SID model)
-        targets = torch.as_tensor(self.split.valid_target[rows], device=self.device)
+        targets = torch.as_tensor(targets, device=self.device)
         for name, values in self.model.diagnostics(items, targets, users).items():
-            self._diagnostics.setdefault(name, []).append(values.float().cpu())
+            self._update(f"val/{name}", values)
+
+    def _update(self, name: str, values: torch.Tensor) -> None:
+        key = self._val_names.setdefault(name, f"m{len(self._val_names)}")
+        if key not in self.val_means:
+            self.val_means[key] = MeanMetric().to(self.device)
+        self.val_means[key].update(values.detach().float().to(self.device))
 
     def on_validation_epoch_end(self) -> None:
-        ranked = np.concatenate([r for r, _ in self._val])
-        targets = np.concatenate([t for _, t in self._val])
-        self._val.clear()
-        # Under DDP each process validated its share of users: sync_dist averages the shares.
-        self.log_dict({MONITOR: float(ndcg_at_k(ranked, targets, 10).mean()),
-                       "val/recall@10": float(recall_at_k(ranked, targets, 10).mean())}, prog_bar=True,
-                      sync_dist=True)
-        diagnostics = {f"val/{name}": float(torch.cat(values).mean()) for name, values in self._diagnostics.items()}
-        self._diagnostics.clear()
-        self.log_dict(diagnostics, sync_dist=True)
+        for i, (name, key) in enumerate(self._val_names.items()):
+            # compute() syncs across processes; the ranking figures go on the progress bar
+            self.log(name, self.val_means[key].compute(), prog_bar=i < 2)
+            self.val_means[key].reset()
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         cfg = self.training_config
