@@ -188,19 +188,19 @@ def _validate(ids: Sequence[int], texts: Sequence[str]) -> np.ndarray:
 
 def _encode(encoder: SentenceTransformer, texts: list[str], batch_size: int,
             devices: list[str] | None = None) -> np.ndarray:
-    """Encode (one process per entry of `devices`, if given) and L2-normalise in float32; non-finite or
-    zero vectors are errors, not silent garbage."""
+    """Encode (one process per entry of `devices`, if given), L2-normalised by sentence-transformers, in
+    float32; non-finite or zero vectors are errors, not silent garbage."""
     raw = encoder.encode(texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True,
-                         device=devices)
+                         normalize_embeddings=True, device=devices)
     emb = np.asarray(raw, dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] != len(texts):
         raise ValueError(f"encoder returned shape {emb.shape} for {len(texts)} texts")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    bad = ~np.isfinite(emb).all(axis=1) | (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
+    norms = np.linalg.norm(emb, axis=1)
+    bad = ~np.isfinite(emb).all(axis=1) | ~(np.abs(norms - 1) < 1e-3)  # a zero vector stays zero
     if bad.any():
         rows = np.flatnonzero(bad)[:10].tolist()
         raise ValueError(f"encoder produced {int(bad.sum())} non-finite or zero embeddings, e.g. rows {rows}")
-    return emb / norms
+    return emb
 
 
 def _read_cache(path: Path, identity: str) -> _CacheRows:

@@ -303,17 +303,24 @@ def test_invalid_inputs_are_rejected(ids, texts, message, tmp_path: Path, monkey
     assert not (tmp_path / "e.parquet").exists()
 
 
-class _NaNEncoder:
-    def encode(self, texts, **kwargs) -> np.ndarray:
-        out = np.ones((len(texts), 3), np.float32)
-        out[-1, 0] = np.nan
+class _BrokenEncoder:
+    """Unit vectors as sentence-transformers returns them, except the last row: NaN or all zeros."""
+
+    def __init__(self, last: float) -> None:
+        self.last = last
+
+    def encode(self, texts, normalize_embeddings=False, **kwargs) -> np.ndarray:
+        assert normalize_embeddings, "sentence-transformers normalises; nothing is divided by hand"
+        out = np.full((len(texts), 4), 0.5, np.float32)
+        out[-1] = self.last
         return out
 
 
-def test_non_finite_embeddings_raise(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="non-finite"):
+@pytest.mark.parametrize("last", [np.nan, 0.0])
+def test_non_finite_or_zero_embeddings_raise(tmp_path: Path, last: float) -> None:
+    with pytest.raises(ValueError, match=r"non-finite or zero embeddings, e\.g\. rows \[3\]"):
         encode_with_cache(
-            IDS, TEXTS, model="fake/nan", cache_path=tmp_path / "e.parquet", encoder=_NaNEncoder()
+            IDS, TEXTS, model="fake/broken", cache_path=tmp_path / "e.parquet", encoder=_BrokenEncoder(last)
         )
     assert not (tmp_path / "e.parquet").exists()
 
