@@ -7,7 +7,7 @@ RUN    ?= runs/demo
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo ml-1m seeds-ml-100k seeds-ml-1m test lint bench bench-ml-1m clean-venv
+.PHONY: demo ml-1m seeds-ml-100k seeds-ml-1m test test-fast lint bench bench-ml-1m clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ seeds-ml-1m: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The suite without the tests marked slow (pipelines, trainings, encoders): a quick check while editing.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 from helpers import FAST
 
+# Fixtures that run the pipeline or encode texts: a test that uses one is `slow` (make test-fast skips it).
+SLOW_FIXTURES = {"tiny_run", "tiny_sentence_encoder"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_data_home(tmp_path_factory: pytest.TempPathFactory):

@@ -104,6 +104,7 @@ def test_backbone_is_causal_and_ignores_padding():
     assert attention_mask(padding).shape == (1, 1, 6, 6)
 
 
+@pytest.mark.slow
 def test_generative_model_learns_a_repeating_pattern_and_round_trips(tmp_path):
     model = tiny_generative().train()
     sequence = torch.tensor([[0, 3, 5, 0, 3, 5, 0]])  # after 0 comes 3, after 3 comes 5, after 5 comes 0

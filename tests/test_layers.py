@@ -51,6 +51,7 @@ def test_rqsid_never_imports_recsys():
         assert not [m for m in imported_modules(path) if m.split(".")[0] == "recsys"], path
 
 
+@pytest.mark.slow
 def test_loading_a_quantizer_or_a_recommender_imports_neither_lightning_nor_faiss():
     """Inference (a seed-card quantizer, a saved SID-generative or dense net, the model registry) must
     not pay for the training and search libraries; training and FAISS search import them when called."""

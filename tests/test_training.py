@@ -27,6 +27,7 @@ def test_training_config_refuses_bad_schedules(bad):
         TrainingConfig(**bad)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
     from recsys.data.splits import SequenceSplit
@@ -60,6 +61,7 @@ def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
     assert seen[0] < seen[2] and seen[-1] < 0.01 * 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_resume_continues_from_the_last_epoch_and_keeps_the_whole_log(tmp_path):
     """last.ckpt is written after every epoch (not only with a new best), and a resumed fit's metrics.csv
