@@ -18,9 +18,9 @@ from recsys.nets.backbone import BackboneConfig, SequenceBackbone
 from recsys.nets.losses import linear_cross_entropy
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DenseConfig(BackboneConfig):
-    num_items: int = 0
+    num_items: int  # catalogue size: rows of the item table, which also scores the next item
 
     def __post_init__(self) -> None:
         super().__post_init__()

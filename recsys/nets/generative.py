@@ -14,7 +14,7 @@ Read top to bottom: config, SID head, model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -32,10 +32,10 @@ HEAD_SOFTMAXES = ("codebook", "children")
 CHILD_FLOATS = 2**24  # largest (rows, children, D) gather of the head_nodes logits in one piece
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenerativeConfig(BackboneConfig):
-    vocab_sizes: tuple[int, ...] = field(default_factory=tuple)  # codes per SID level
-    num_items: int = 0  # catalogue size (rows of the item -> SID table)
+    vocab_sizes: tuple[int, ...]  # codes per SID level
+    num_items: int  # catalogue size (rows of the item -> SID table)
     head_hidden: int = 0  # width of each level's MLP; 0 = 2 * d_model
     # How a chosen code moves the head's state. "add": state + emb(code), so the history's pull on the next
     # level's logits is the same under every prefix, and only the MLP mixes the two. "film": state *

@@ -30,7 +30,7 @@ from recsys.nets.generative import GenerativeConfig, SidGenerativeModel
 from recsys.nets.losses import linear_cross_entropy
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HybridConfig(GenerativeConfig):
     dense_weight: float = 1.0  # weight of the dense log-probability beside the SID one when ranking
     candidates: int = 100  # C: each side's top-C candidates are re-scored
