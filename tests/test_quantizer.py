@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rqsid.quantizer import ResidualQuantizer
+from rqsid import ResidualQuantizer  # the seed card's usage, with this import line
 
 
 def brute_force_ids(x: np.ndarray, codebooks: list[np.ndarray]) -> np.ndarray:
