@@ -119,7 +119,7 @@ def _from_huggingface(model: str) -> Path | None:
 
 
 def _offline_reason() -> str | None:
-    """Why the Hub should not be tried, or None. Probing first avoids ~25 s of retries when it is down."""
+    """Why the Hub should not be tried, or None. Probing first avoids the long retries of a Hub that is down."""
     flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
     if flag in {"1", "ON", "YES", "TRUE"} or hf_constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
