@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, ModelCard, ModelCardData
 
 from recsys.evaluation.evaluate import metrics_table
 from recsys.models.base import SETTINGS_FILE
+from recsys.runs.multiseed import mean_sd_table
 from recsys.runs.report import to_markdown
 from recsys.runs.run_dir import RunDir
 from rqsid.io import atomic_path, read_json
@@ -51,11 +51,8 @@ def metrics_markdown(run_dir: Path) -> str:
     parent = run_dir.parent / "metrics.json"
     if parent.exists() and "seeds" in read_json(parent):
         summary = read_json(parent)
-        rows = {name: {key: f"{value:.4f} ± {summary['sd'][name][key]:.4f}" for key, value in figures.items()}
-                for name, figures in summary["models"].items()}
-        table = pd.DataFrame(rows).T.rename_axis("model")
         parts.append(f"Over seeds {', '.join(map(str, summary['seeds']))} (mean ± sd, one complete run per "
-                     f"seed):\n\n" + to_markdown(table))
+                     f"seed):\n\n" + to_markdown(mean_sd_table(summary)))
     return "\n\n".join(parts)
 
 
