@@ -114,7 +114,8 @@ def test_dense_validation_ranking_equals_its_faiss_test_ranking(tmp_path):
 def test_a_beam_narrower_than_the_ranked_k_is_refused():
     with pytest.raises(ValueError, match="cuts the top"):
         recommender_config({"beam_size": 10})
-    assert recommender_config({"beam_size": 20}).beam_size == 20 and recommender_config({}).beam_size == 0
+    assert recommender_config({"beam_size": 20}).model_settings["sid-generative"].beam_size == 20
+    assert recommender_config({}).model_settings["sid-generative"].beam_size == 0
 
 
 def test_beam_decoding_through_the_contract_scores_like_exact(tmp_path):

@@ -9,7 +9,6 @@ the popularity order is 0, 2, 1, 3, 4 (0 and 2 tie at 3 and 1 and 3 at 2 -> lowe
 
 from __future__ import annotations
 
-import dataclasses
 import types
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 
 from recsys.data.splits import Catalogue, SequenceSplit
 from recsys.models.base import FitContext
+from recsys.models.config import recommender_config
 from recsys.models.itemknn import (
     ItemKNN,
     binary_user_items,
@@ -40,21 +40,14 @@ def tiny_split(valid=(3, 3, 1), test=(4, 4, 4)) -> SequenceSplit:
     )
 
 
-@dataclasses.dataclass
-class TinyConfig:
-    """A stand-in for the stage's config: only the fields these two models read (a dataclass, as `load`
-    puts the saved settings back with dataclasses.replace)."""
-
-    split: str = "leave-one-out"
-    itemknn_neighbours: int = 2
-    itemknn_decay: float = 0.5
-    markov_last: int = 2
-    markov_decay: float = 0.5
+def tiny_config(**settings):
+    """The stage's config with the tiny neighbourhoods these two models are tested with."""
+    return recommender_config({"itemknn_neighbours": 2, "markov_last": 2, "progress": False, **settings})
 
 
 def context(config=None, **settings) -> FitContext:
     return FitContext(catalogue=Catalogue(np.arange(5)), embeddings=np.zeros((5, 4), np.float32),
-                      sids=np.zeros((5, 3), np.int64), config=config or TinyConfig(**settings))
+                      sids=np.zeros((5, 3), np.int64), config=config or tiny_config(**settings))
 
 
 def knn(**settings) -> ItemKNN:
@@ -257,8 +250,7 @@ def test_fit_ignores_held_out_targets(cls, learned):
 
 def test_saved_settings_and_bad_settings():
     bare = context()
-    assert Markov(bare).saved_settings() == {"split": "leave-one-out", "markov_last": bare.config.markov_last,
-                                             "markov_decay": bare.config.markov_decay}
+    assert Markov(bare).saved_settings() == {"split": "leave-one-out", "markov_last": 2, "markov_decay": 0.5}
     with pytest.raises(ValueError, match="decay"):
         ItemKNN(context(itemknn_decay=0.0))
     with pytest.raises(ValueError, match="last"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -51,8 +51,11 @@ class Recommender(ABC):
     """A model that ranks unseen catalogue items for users from their histories (item indices, oldest first)."""
 
     name: ClassVar[str]
-    # The RecommenderConfig fields this model depends on: its stage is redone when one of them changes.
-    settings: ClassVar[tuple[str, ...]] = ()
+    # What this model depends on (its stage is redone when one of them changes): the run-wide
+    # RecommenderConfig fields it reads, and its own settings, a dataclass defined beside the model (None:
+    # it has none). RecommenderConfig.model_settings holds one instance per model that has a class here.
+    shared: ClassVar[tuple[str, ...]] = ("split",)
+    settings_class: ClassVar[type | None] = None
     # `sidrec recommend` opens each reason with the SID prefix the movie shares with the history
     explains_by_sid_prefix: ClassVar[bool] = False
     # False: trained only when named in --models (a costly variant reported beside the default set)
@@ -98,13 +101,19 @@ class Recommender(ABC):
             raise ValueError(f"{path / SETTINGS_FILE} is not valid JSON: {error}") from None
         if saved.get("model") != cls.name:
             raise ValueError(f"{path} holds a {saved.get('model')!r} model, not {cls.name!r}")
-        model = cls(replace(context, config=restored_config(context.config, saved.get("settings", {}))))
+        restored = restored_config(context.config, cls.name, saved.get("settings", {}))
+        model = cls(replace(context, config=restored))
         model.load_arrays(path)
         return model
 
+    @property
+    def own_settings(self) -> Any:
+        """This model's settings (an instance of `settings_class`) from the run's config."""
+        return self.context.config.model_settings[self.name]
+
     def saved_settings(self) -> dict[str, Any]:
-        config = self.context.config
-        return {key: (asdict(v) if is_dataclass(v := getattr(config, key)) else v) for key in self.settings}
+        """The shared fields this model reads and its own settings, flat (the stage key's settings)."""
+        return model_settings_dict(self.context.config, type(self))
 
     def save_arrays(self, path: Path) -> None:  # noqa: B027 (optional: models that learn nothing save nothing)
         """Write what `fit` learned (default: nothing, for models that learn nothing)."""
@@ -117,15 +126,29 @@ class Recommender(ABC):
         return f"score {score:.3f}"
 
 
-def restored_config(config: Any, settings: dict[str, Any]) -> Any:
-    """`config` with the saved `settings` put back (nested dataclasses rebuilt from their dicts)."""
-    changes = {}
+def model_settings_dict(config: RecommenderConfig, model: type[Recommender]) -> dict[str, Any]:
+    """{shared field: value (nested dataclasses as dicts), own setting: value}: what `model` depends on."""
+    shared = {key: (asdict(v) if is_dataclass(v := getattr(config, key)) else v) for key in model.shared}
+    own = asdict(config.model_settings[model.name]) if model.settings_class is not None else {}
+    return {**shared, **own}
+
+
+def restored_config(config: RecommenderConfig, name: str, settings: dict[str, Any]) -> RecommenderConfig:
+    """`config` with model `name`'s saved `settings` put back: shared fields (nested dataclasses rebuilt
+    from their dicts) and the model's own settings."""
+    changes, own = {}, {}
+    mine = config.model_settings.get(name)
     for key, value in settings.items():
+        if mine is not None and key in {f.name for f in fields(mine)}:
+            own[key] = tuple(value) if isinstance(getattr(mine, key), tuple) else value
+            continue
         current = getattr(config, key)
         if is_dataclass(current):
             changes[key] = type(current)(**value)
         else:
             changes[key] = tuple(value) if isinstance(current, tuple) else value
+    if own:
+        changes["model_settings"] = {**config.model_settings, name: replace(mine, **own)}
     return replace(config, **changes)
 
 

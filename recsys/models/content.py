@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from recsys.data.splits import SequenceSplit
 from recsys.models.base import Ranking, Recommender, default_exclude
-from recsys.models.ranking import build_index, content_user_vectors, faiss_topk_excluding
+from recsys.models.ranking import DEFAULT_DECAY, INDEX_KINDS, build_index, content_user_vectors, faiss_topk_excluding
+
+
+@dataclass(kw_only=True)
+class ContentConfig:
+    """The content baseline's settings (`recsys.models.ranking.content_user_vectors`)."""
+
+    content_decay: float = DEFAULT_DECAY  # weight of a history item = decay ** (its age)
+    content_index: str = "flat"  # FAISS index: "flat" (exact) or "hnsw" (approximate)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.content_decay <= 1:
+            raise ValueError(f"content_decay must be in (0, 1], got {self.content_decay!r}")
+        if self.content_index not in INDEX_KINDS:
+            raise ValueError(f"content_index must be one of {INDEX_KINDS}, got {self.content_index!r}")
 
 
 class FaissContent(Recommender):
@@ -14,7 +30,7 @@ class FaissContent(Recommender):
     (`recsys.models.ranking.content_user_vectors`)."""
 
     name = "faiss-content"
-    settings = ("split", "content_decay", "content_index")
+    settings_class = ContentConfig
 
     def fit(self, split: SequenceSplit) -> FaissContent:
         return self
@@ -22,8 +38,8 @@ class FaissContent(Recommender):
     def recommend(self, histories: list[np.ndarray], k: int, *, exclude: list[np.ndarray] | None = None,
                   users: np.ndarray | None = None) -> Ranking:
         if getattr(self, "_index", None) is None:
-            self._index = build_index(self.context.embeddings, self.context.config.content_index)
-        queries = content_user_vectors(histories, self.context.embeddings, decay=self.context.config.content_decay)
+            self._index = build_index(self.context.embeddings, self.own_settings.content_index)
+        queries = content_user_vectors(histories, self.context.embeddings, decay=self.own_settings.content_decay)
         return Ranking(*faiss_topk_excluding(queries, self._index, default_exclude(histories, exclude), k))
 
     def reason(self, item: int, score: float, history: np.ndarray, run: object) -> str:

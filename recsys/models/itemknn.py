@@ -20,6 +20,7 @@ pruned (N, neighbours) entries are kept. At ML-32M's size (87,585 items) a block
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,18 +247,31 @@ def load_sparse(path: Path, matrix: str) -> tuple[sp.csr_matrix, dict[str, np.nd
     return csr, flat
 
 
+@dataclass(kw_only=True)
+class ItemKNNConfig:
+    """Item-kNN's settings; the defaults are its best validation settings on ML-1M
+    (bench/results/tune-simple-ml-1m.json); presets may override them. Field names are the `--set` keys."""
+
+    itemknn_neighbours: int = 100  # similar items kept per item
+    itemknn_decay: float = 0.5  # weight of a history item = decay ** (its age), 1 = plain sum
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.itemknn_neighbours, int) or self.itemknn_neighbours < 1:
+            raise ValueError(f"itemknn_neighbours must be a positive integer, got {self.itemknn_neighbours!r}")
+        if not 0 < self.itemknn_decay <= 1:
+            raise ValueError(f"itemknn_decay must be in (0, 1], got {self.itemknn_decay!r}")
+
+
 class ItemKNN(Recommender):
     """Item-item cosine kNN with recency-weighted history and popularity tie-breaking (module docstring)."""
 
     name = "itemknn"
-    settings = ("split", "itemknn_neighbours", "itemknn_decay")
+    settings_class = ItemKNNConfig
 
     def __init__(self, context: FitContext) -> None:
         super().__init__(context)
-        self.neighbours, self.decay = int(context.config.itemknn_neighbours), float(context.config.itemknn_decay)
-        if self.neighbours < 1 or not 0 < self.decay <= 1:
-            raise ValueError(f"itemknn needs neighbours >= 1 and decay in (0, 1], got {self.neighbours}, "
-                             f"{self.decay}")
+        own = self.own_settings
+        self.neighbours, self.decay = int(own.itemknn_neighbours), float(own.itemknn_decay)
         self.similarity: sp.csr_matrix | None = None  # (N, N) pruned cosine
         self.popularity: np.ndarray | None = None  # (N,) training counts
 

@@ -13,6 +13,7 @@ popular unseen items; the returned scores are the chain's own, without any popul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +45,29 @@ def row_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inverse.astype(np.float32)) @ counts, dtype=np.float32)
 
 
+@dataclass(kw_only=True)
+class MarkovConfig:
+    """The Markov chain's settings; defaults as item-kNN's (`recsys.models.itemknn.ItemKNNConfig`)."""
+
+    markov_last: int = 10  # how many of the last history items vote for the next one
+    markov_decay: float = 0.5  # weight of the a-th last item = decay ** a
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.markov_last, int) or self.markov_last < 1:
+            raise ValueError(f"markov_last must be a positive integer, got {self.markov_last!r}")
+        if not 0 < self.markov_decay <= 1:
+            raise ValueError(f"markov_decay must be in (0, 1], got {self.markov_decay!r}")
+
+
 class Markov(Recommender):
     """Transition probabilities from the last `markov_last` items, decayed, with popularity tie-breaking."""
 
     name = "markov"
-    settings = ("split", "markov_last", "markov_decay")
+    settings_class = MarkovConfig
 
     def __init__(self, context: FitContext) -> None:
         super().__init__(context)
-        self.last, self.decay = int(context.config.markov_last), float(context.config.markov_decay)
-        if self.last < 1 or not 0 < self.decay <= 1:
-            raise ValueError(f"markov needs last >= 1 and decay in (0, 1], got {self.last}, {self.decay}")
+        self.last, self.decay = int(self.own_settings.markov_last), float(self.own_settings.markov_decay)
         self.counts: sp.csr_matrix | None = None  # (N, N) T
         self.transitions: sp.csr_matrix | None = None  # (N, N) P
         self.popularity: np.ndarray | None = None  # (N,) training counts

@@ -24,7 +24,7 @@ BATCH_USERS = 256
 
 class NeuralRecommender(Recommender):
     module_class: type[torch.nn.Module]
-    settings = ("split", "backbone", "training")
+    shared = ("split", "backbone", "training")
 
     @abstractmethod
     def build_module(self) -> torch.nn.Module:

@@ -16,7 +16,6 @@ class Popularity(Recommender):
     """score(i) = occurrences of item i in the training sequences (never a held-out target)."""
 
     name = "popularity"
-    settings = ("split",)
 
     def fit(self, split: SequenceSplit) -> Popularity:
         self.counts = popularity_scores(split, self.context.catalogue.size)  # (N,)

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
-from recsys.models.sid_generative import SidGenerative
+from dataclasses import asdict, dataclass
+
+from recsys.models.sid_generative import SidGenerative, SidHeadConfig
 from recsys.nets.hybrid import HybridConfig, SidHybridModel
+
+
+@dataclass(kw_only=True)
+class SidHybridConfig(SidHeadConfig):
+    """The hybrid's settings: the SID head's, and how the dense side re-scores (`recsys.nets.hybrid`)."""
+
+    hybrid_dense_weight: float = 1.0  # weight of the dense log-probability
+    hybrid_candidates: int = 100  # each side's top candidates re-scored
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hybrid_dense_weight < 0:
+            raise ValueError(f"hybrid_dense_weight must be >= 0, got {self.hybrid_dense_weight!r}")
+        if not isinstance(self.hybrid_candidates, int) or self.hybrid_candidates < 1:
+            raise ValueError(f"hybrid_candidates must be a positive integer, got {self.hybrid_candidates!r}")
 
 
 class SidHybrid(SidGenerative):
@@ -12,16 +29,15 @@ class SidHybrid(SidGenerative):
 
     name = "sid-hybrid"
     module_class = SidHybridModel
-    settings = ("split", "backbone", "training", "head_hidden", "head_advance", "head_attend", "head_nodes",
-                "head_softmax", "hybrid_dense_weight", "hybrid_candidates")
+    settings_class = SidHybridConfig
     runs_by_default = False
-    config_class = HybridConfig
+    net_config_class = HybridConfig
 
     def network_settings(self) -> dict:
         """The SID head's settings and the hybrid's own (its id embedding is always on; it never beams)."""
-        cfg = self.context.config
-        head = {key: value for key, value in super().network_settings().items() if key.startswith("head_")}
-        return {**head, "dense_weight": cfg.hybrid_dense_weight, "candidates": cfg.hybrid_candidates}
+        own = self.own_settings
+        head = {key: value for key, value in asdict(own).items() if key.startswith("head_")}
+        return {**head, "dense_weight": own.hybrid_dense_weight, "candidates": own.hybrid_candidates}
 
     def reason(self, item: int, score: float, history: object, run: object) -> str:
         return f"log p_sid + weighted log p_dense {score:.2f}"

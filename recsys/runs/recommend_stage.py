@@ -19,7 +19,7 @@ from recsys.data.movielens import MovieLens
 from recsys.data.splits import SequenceSplit, make_split, stage_inputs
 from recsys.evaluation.evaluate import TOP_K, check_recommendations, predictions_frame, targets_frame, write_evaluation
 from recsys.models import FitContext, get_model_class
-from recsys.models.base import SETTINGS_FILE
+from recsys.models.base import SETTINGS_FILE, model_settings_dict
 from recsys.models.config import RecommenderConfig, config_dict
 from recsys.runs.run_dir import SID_TABLES, read_run_inputs
 from recsys.runs.stages import Stage, fingerprint, table_digest
@@ -33,9 +33,9 @@ def model_stage(name: str, cfg: RecommenderConfig, where: Path, ratings_digest: 
                 run_dir: Path | None = None) -> Stage:
     """One model's stage, recorded under `where` (the run, or its staging folder): the settings the model
     depends on, the run's SID-stage artifacts and the ratings."""
-    full = config_dict(cfg)
     # only what the model depends on: a new learning rate must not redo popularity
-    settings = {"model": name, **{key: full[key] for key in get_model_class(name).settings}}
+    settings = {"model": name, **model_settings_dict(cfg, get_model_class(name))}
+    settings.get("training", {}).pop("trainer", None)  # Lightning's device flags change no result
     inputs = [fingerprint(Path(run_dir or where) / f) for f in SID_TABLES]
     outputs = (f"predictions/{name}.parquet", f"models/{name}/{SETTINGS_FILE}")
     return Stage(where, f"model-{name}", settings, [*inputs, ratings_digest], outputs)
