@@ -138,8 +138,9 @@ def restored_config(config: RecommenderConfig, name: str, settings: dict[str, An
     from their dicts) and the model's own settings."""
     changes, own = {}, {}
     mine = config.model_settings.get(name)
+    own_fields = {f.name for f in fields(mine)} if mine is not None else set()
     for key, value in settings.items():
-        if mine is not None and key in {f.name for f in fields(mine)}:
+        if key in own_fields:
             own[key] = tuple(value) if isinstance(getattr(mine, key), tuple) else value
             continue
         current = getattr(config, key)

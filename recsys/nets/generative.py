@@ -48,7 +48,7 @@ class GenerativeConfig(BackboneConfig):
     # one, and each level's softmax runs over the prefix's real children only: without it a code's output
     # vector is the same under every parent, although a residual code means something else under each.
     # Off here (the plain module's head, which a raw state row feeds); the pipeline's default turns it on
-    # (`RecommenderConfig.head_nodes`).
+    # (`recsys.models.sid_generative.SidHeadConfig.head_nodes`).
     head_nodes: bool = False
     # Each level's softmax: over the whole codebook ("codebook"; the head must learn which codes exist below
     # each prefix), or over the prefix's real children only ("children"; what head_nodes implies).
