@@ -81,3 +81,20 @@ def test_summarise_seeds_names_an_unfinished_seed(tmp_path):
     write_seed(tmp_path, 1, [1.0, 0.0, 0.5], [0.0, 0.0, 0.5])
     with pytest.raises(FileNotFoundError, match="seed 2"):
         summarise_seeds(tmp_path, [1, 2])
+
+
+def test_summarise_seeds_keeps_each_slice_over_seeds(tmp_path):
+    """A cold-start run's slices (cold and warm targets) are summarised like the whole: mean and sample sd."""
+    for seed, cold in ((1, 0.1), (2, 0.3)):
+        write_seed(tmp_path, seed, [1.0, 0.0, 0.5], [0.0, 0.0, 0.5])
+        path = tmp_path / f"seed-{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["slices"] = {"cold target": {"num_users": 1, "models": {"sid-generative": {"ndcg@10": cold}}},
+                             "warm target": {"num_users": 2, "models": {"sid-generative": {"ndcg@10": 0.5}}}}
+        path.write_text(json.dumps(metrics))
+    slices = summarise_seeds(tmp_path, [1, 2])["slices"]
+    assert slices["cold target"]["num_users"] == 1
+    assert slices["cold target"]["models"]["sid-generative"]["ndcg@10"] == pytest.approx(0.2)
+    assert slices["cold target"]["sd"]["sid-generative"]["ndcg@10"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert slices["warm target"]["sd"]["sid-generative"]["ndcg@10"] == pytest.approx(0.0)
+    assert "Slice: cold target (1 users)" in (tmp_path / "report.md").read_text()

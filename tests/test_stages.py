@@ -2,6 +2,7 @@
 mid-training leaves no half-written artifact under a final name and resumes from its last checkpoint."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -147,6 +148,28 @@ def test_a_second_process_into_the_same_run_is_refused_naming_the_holder(tiny_ru
         holder.wait()
     with run_lock(run):  # released with its process
         pass
+
+
+def test_a_waiting_lock_takes_the_run_once_its_holder_lets_go(tmp_path):
+    """A summary over seeds that finish together waits for the other's summary instead of failing."""
+    from recsys.runs.stages import run_lock
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom recsys.runs.stages import run_lock\n"
+                               f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(1.5)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held_at = time.monotonic()
+        with pytest.raises(ValueError, match=f"pid {holder.pid}"):
+            with run_lock(run):
+                pass
+        with run_lock(run, wait=True):
+            assert time.monotonic() - held_at > 1.0  # taken only once the holder let go
+            assert (run / ".lock").read_text() == str(os.getpid())
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_report_survives_a_damaged_training_log(tiny_run, tmp_path, caplog):

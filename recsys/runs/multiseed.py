@@ -2,7 +2,8 @@
 
     runs/<name>/seed-<s>/...   one finished run per seed (SIDs, models, predictions, per_user.parquet)
     runs/<name>/metrics.json   "models": mean over seeds; "sd": sample sd; "per_seed": every seed's figures;
-                               "paired": SID-generative vs each model on per-user NDCG@10 averaged over seeds
+                               "paired": SID-generative vs each model on per-user NDCG@10 averaged over seeds;
+                               "slices" (a cold-start split): each slice's mean and sd over seeds
     runs/<name>/per_user.parquet   per-user NDCG@10 averaged over seeds (user_id, one column per model)
     runs/<name>/report.md      mean ± sd table, paired tests, one figure with every seed's point
 
@@ -95,6 +96,7 @@ def summarise_seeds(run_dir: Path, seeds: list[int], extra: dict[str, Any] | Non
         "per_seed": {str(s): m["models"] for s, (m, _) in read.items()},
         "paired": paired_tests(per_user),
         "paired_per_seed": {str(s): m.get("paired", []) for s, (m, _) in read.items()},
+        **({"slices": seed_slices({s: m["slices"] for s, (m, _) in read.items()})} if "slices" in first else {}),
         "seconds_per_seed": {str(s): m.get("seconds", {}) for s, (m, _) in read.items()},
         **(extra or {}),
     }
@@ -102,6 +104,20 @@ def summarise_seeds(run_dir: Path, seeds: list[int], extra: dict[str, Any] | Non
     write_json(metrics, run_dir / "metrics.json")
     write_seed_report(run_dir, metrics)
     return metrics
+
+
+def seed_slices(slices_by_seed: dict[int, dict]) -> dict:
+    """Each slice of the users (e.g. the cold-start split's cold and warm targets) over seeds: its users,
+    every model's mean and sd, as the summary holds them for all users. The slices are the split's, so
+    every seed has the same users in each."""
+    first = next(iter(slices_by_seed.values()))
+    out = {}
+    for name, part in first.items():
+        summary = seed_summary({s: by[name]["models"] for s, by in slices_by_seed.items()})
+        out[name] = {"num_users": part["num_users"],
+                     "models": {m: {k: v["mean"] for k, v in by.items()} for m, by in summary.items()},
+                     "sd": {m: {k: v["sd"] for k, v in by.items()} for m, by in summary.items()}}
+    return out
 
 
 def mean_sd_table(metrics: dict) -> pd.DataFrame:
@@ -149,6 +165,10 @@ def write_seed_report(run_dir: Path, metrics: dict) -> Path:
         f"![NDCG@10 per seed]({figure.relative_to(run_dir).as_posix()})",
         "## NDCG@10 of every seed", to_markdown(per_seed),
     ]
+    for name, part in (metrics.get("slices") or {}).items():
+        if part["models"]:
+            parts += [f"## Slice: {name} ({part['num_users']} users), mean ± sd over seeds",
+                      to_markdown(mean_sd_table(part))]
     text = "\n\n".join(p for p in parts if p) + "\n"
     path = Path(run_dir) / "report.md"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -33,10 +33,11 @@ LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path, *, wait: bool = False) -> Iterator[None]:
     """Hold `run_dir` for this process: a second sidrec writing into it exits with a clear error naming the
-    holder's pid, instead of interleaving two trainings' logs and checkpoints. The lock (flock on
-    run_dir/.lock) goes with the process, however it ends. Under DDP only rank 0 takes it."""
+    holder's pid, instead of interleaving two trainings' logs and checkpoints; with `wait`, it waits for the
+    holder instead (for short work that may follow another's, such as a summary over seeds). The lock
+    (flock on run_dir/.lock) goes with the process, however it ends. Under DDP only rank 0 takes it."""
     if process_rank() != 0:
         yield
         return
@@ -50,8 +51,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise ValueError(f"{run_dir} is in use by another sidrec process (pid {holder}); wait for it to "
-                             f"finish or choose another --run") from None
+            if not wait:
+                raise ValueError(f"{run_dir} is in use by another sidrec process (pid {holder}); wait for it to "
+                                 f"finish or choose another --run") from None
+            log.info("%s is in use by sidrec process %s; waiting for it", run_dir, holder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
