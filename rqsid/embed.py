@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -97,28 +97,10 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def encode_with_cache(
-    ids: Sequence[int],
-    texts: Sequence[str],
-    *,
-    model: str = DEFAULT_MODEL,
-    cache_path: Path,
-    batch_size: int = 64,
-    device: str | Sequence[str] | None = None,
-    models_dir: Path | None = None,
-    encoder: SentenceTransformer | None = None,
-) -> np.ndarray:
-    """Float32 (N, D) unit-norm embeddings, row i for ``ids[i]``; see :func:`encode_with_cache_stats`."""
-    return encode_with_cache_stats(
-        ids,
-        texts,
-        model=model,
-        cache_path=cache_path,
-        batch_size=batch_size,
-        device=device,
-        models_dir=models_dir,
-        encoder=encoder,
-    ).embeddings
+def encode_with_cache(ids: Sequence[int], texts: Sequence[str], **options: Any) -> np.ndarray:
+    """Float32 (N, D) unit-norm embeddings, row i for ``ids[i]``: :func:`encode_with_cache_stats` with the
+    same keyword options (cache_path required), without its counts."""
+    return encode_with_cache_stats(ids, texts, **options).embeddings
 
 
 def encode_with_cache_stats(

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from recsys.data import movielens
-from recsys.data.movielens import MARKER, ML100K_GENRES, MovieLensFormatError, load_enrichment, load_movielens
+from recsys.data.enrichment import load_enrichment
+from recsys.data.movielens import MARKER, ML100K_GENRES, MovieLensFormatError, load_movielens
 
 
 def _flags(*genres: str) -> str:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from recsys.data import movielens
+from recsys.data.enrichment import load_enrichment
 from recsys.runs.stages import run_lock
 from rqsid.io import process_rank, read_json
 
@@ -78,7 +79,7 @@ def cmd_sids(args: argparse.Namespace) -> int:
 
     dataset = movielens.load_movielens(args.dataset)
     if args.enrichment:
-        dataset = dataset.with_enrichment(movielens.load_enrichment(args.enrichment))
+        dataset = dataset.with_enrichment(load_enrichment(args.enrichment))
     cfg = SidConfig(preset=args.preset, encoder=args.encoder, seed=args.seed, compare_seed=args.compare_seed,
                     encode_devices=tuple(args.encode_devices),
                     overrides=parse_overrides(args.set), trainer=trainer_flags(args))

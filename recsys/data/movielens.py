@@ -16,13 +16,13 @@ import csv
 import logging
 import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recsys.data.delimited import LITERAL, expect_fields, preview, read_table
 from recsys.data.releases import (
     MARKER,
     RELEASES,
@@ -43,7 +43,6 @@ __all__ = [
     "Wheel",
     "data_home",
     "fetch",
-    "load_enrichment",
     "load_movielens",
 ]
 
@@ -58,7 +57,6 @@ ML100K_GENRES = (
 RATING_COLUMNS = ["user_id", "movie_id", "rating", "timestamp"]
 RATING_DTYPES = {"user_id": "int32", "movie_id": "int32", "rating": "float32", "timestamp": "int64"}
 MOVIE_COLUMNS = ["movie_id", "title", "year", "genres", "tags"]
-ENRICHMENT_COLUMNS = ("plot_summary", "director", "stars")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -91,7 +89,7 @@ class MovieLens:
         unknown = np.setdiff1d(extra["movie_id"].to_numpy(), self.movies["movie_id"].to_numpy())
         if len(unknown):
             warnings.warn(
-                f"enrichment has {len(unknown)} movie ids not in {self.name}: {_preview(unknown)}",
+                f"enrichment has {len(unknown)} movie ids not in {self.name}: {preview(unknown)}",
                 stacklevel=2,
             )
         base = self.movies.drop(columns=[c for c in extra.columns if c != "movie_id"], errors="ignore")
@@ -157,12 +155,12 @@ def _counts(counts: tuple[int, int, int]) -> str:
 def _read_ml100k(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GroupLens ml-100k: u.data (tab-separated) and u.item (latin-1, `|`, 19 genre flag columns)."""
     data, item = directory / "u.data", directory / "u.item"
-    _expect_fields(data, "\t", len(RATING_COLUMNS))
-    ratings = _read(data, sep="\t", header=None, names=RATING_COLUMNS, dtype=RATING_DTYPES)
+    expect_fields(data, "\t", len(RATING_COLUMNS))
+    ratings = read_table(data, sep="\t", header=None, names=RATING_COLUMNS, dtype=RATING_DTYPES)
     names = ["movie_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES]
-    _expect_fields(item, "|", len(names), encoding="latin-1")
+    expect_fields(item, "|", len(names), encoding="latin-1")
     dtype = {"movie_id": "int32", **dict.fromkeys(ML100K_GENRES, "int8")}
-    items = _read(item, sep="|", header=None, names=names, dtype=dtype, encoding="latin-1", **_LITERAL)
+    items = read_table(item, sep="|", header=None, names=names, dtype=dtype, encoding="latin-1", **LITERAL)
     # One-hot flags become "Action|Comedy|" strings through an int x str dot product.
     joined = (
         items[list(ML100K_GENRES)].to_numpy().dot(np.array([f"{g}|" for g in ML100K_GENRES], dtype=object))
@@ -179,14 +177,14 @@ def _read_ml100k(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _read_ml1m(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GroupLens ml-1m: `::`-separated latin-1 ratings.dat and movies.dat, genres `|`-separated."""
     data, item = directory / "ratings.dat", directory / "movies.dat"
-    _expect_fields(data, "::", len(RATING_COLUMNS), encoding="latin-1")
+    expect_fields(data, "::", len(RATING_COLUMNS), encoding="latin-1")
     # sep=":" keeps the fast C parser; "::" then yields an empty column between every pair of fields.
     names = ["user_id", "_1", "movie_id", "_2", "rating", "_3", "timestamp"]
-    ratings = _read(data, sep=":", header=None, names=names, usecols=RATING_COLUMNS, dtype=RATING_DTYPES)
-    _expect_fields(item, "::", 3, encoding="latin-1")
-    items = _read(
+    ratings = read_table(data, sep=":", header=None, names=names, usecols=RATING_COLUMNS, dtype=RATING_DTYPES)
+    expect_fields(item, "::", 3, encoding="latin-1")
+    items = read_table(
         item, sep="::", engine="python", header=None, names=["movie_id", "title", "genres"],
-        dtype={"movie_id": "int32"}, encoding="latin-1", **_LITERAL,
+        dtype={"movie_id": "int32"}, encoding="latin-1", **LITERAL,
     )  # fmt: skip
     movies = items.assign(year=_year(items["title"]), genres=_split(items["genres"], "|"))
     return _tidy(movies.assign(tags=_empty_lists(items.index)), ratings, item, data)
@@ -196,11 +194,11 @@ def _read_csv_release(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Newer releases (ml-20m on): ratings.csv, movies.csv with quoted titles, optional tags.csv."""
     data, item = directory / "ratings.csv", directory / "movies.csv"
     names = {"userId": "user_id", "movieId": "movie_id", "rating": "rating", "timestamp": "timestamp"}
-    _expect_fields(data, ",", list(names))
+    expect_fields(data, ",", list(names))
     dtype = {column: RATING_DTYPES[name] for column, name in names.items()}
-    ratings = _read(data, usecols=list(names), dtype=dtype).rename(columns=names)
-    _expect_fields(item, ",", ["movieId", "title", "genres"])
-    items = _read(item, usecols=["movieId", "title", "genres"], dtype={"movieId": "int32"}, na_filter=False)
+    ratings = read_table(data, usecols=list(names), dtype=dtype).rename(columns=names)
+    expect_fields(item, ",", ["movieId", "title", "genres"])
+    items = read_table(item, usecols=["movieId", "title", "genres"], dtype={"movieId": "int32"}, na_filter=False)
     tags = directory / "tags.csv"
     top = _top_tags(tags) if tags.exists() else pd.Series(dtype=object)
     movies = pd.DataFrame({
@@ -215,9 +213,9 @@ def _read_csv_release(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _top_tags(path: Path, limit: int = TAGS_KEPT) -> pd.Series:
     """movie_id -> its `limit` most used tags, most used first (ties alphabetical; case folded to count)."""
-    _expect_fields(path, ",", ["movieId", "tag"])
+    expect_fields(path, ",", ["movieId", "tag"])
     # object, not pyarrow-backed strings, so that agg(list) below gives Python lists
-    tags = _read(path, usecols=["movieId", "tag"], dtype={"movieId": "int32", "tag": object})
+    tags = read_table(path, usecols=["movieId", "tag"], dtype={"movieId": "int32", "tag": object})
     tags["tag"] = tags["tag"].str.strip().str.lower()
     counts = tags[tags["tag"].fillna("") != ""].value_counts(["movieId", "tag"]).reset_index(name="n")
     counts = counts.sort_values(["movieId", "n", "tag"], ascending=[True, False, True])
@@ -268,7 +266,7 @@ def _read_recbole_items(item: Path) -> tuple[pd.DataFrame, pd.Series]:
         repeated = key[key.duplicated()].unique()
         if len(repeated):
             raise MovieLensFormatError(
-                f"{item}: titles (item_id) must be unique; repeated: {_preview(repeated)}"
+                f"{item}: titles (item_id) must be unique; repeated: {preview(repeated)}"
             )
         movie_id, title = pd.Series(np.arange(1, len(items) + 1, dtype="int32"), index=items.index), key
     movies = pd.DataFrame({
@@ -280,10 +278,10 @@ def _read_recbole_items(item: Path) -> tuple[pd.DataFrame, pd.Series]:
 
 def _read_atomic(path: Path, dtype: dict[str, str], **kwargs) -> pd.DataFrame:
     """Read a RecBole atomic file that must have `dtype`'s columns; `:type` suffixes are dropped."""
-    header = _expect_fields(path, "\t", list(dtype))
+    header = expect_fields(path, "\t", list(dtype))
     plain = {field: field.split(":", 1)[0] for field in header}
     typed = {field: dtype[name] for field, name in plain.items() if name in dtype}
-    frame = _read(path, sep="\t", dtype=typed, encoding="utf-8", quoting=csv.QUOTE_NONE, **kwargs)
+    frame = read_table(path, sep="\t", dtype=typed, encoding="utf-8", quoting=csv.QUOTE_NONE, **kwargs)
     return frame.rename(columns=plain)
 
 
@@ -296,7 +294,7 @@ def _decode(column: pd.Series, by_key: pd.Series, path: Path, what: str) -> np.n
     ids = by_key.reindex(keys)
     bad = keys[ids.isna().to_numpy()]
     if len(bad):
-        raise MovieLensFormatError(f"{path}: {len(bad)} bad {column.name} values ({what}): {_preview(bad)}")
+        raise MovieLensFormatError(f"{path}: {len(bad)} bad {column.name} values ({what}): {preview(bad)}")
     return ids.to_numpy().astype("int32")[codes]
 
 
@@ -308,66 +306,6 @@ _READERS = {"ml-100k": _read_ml100k, "ml-1m": _read_ml1m, "csv": _read_csv_relea
 
 
 # ----------------------------------------------------------------------------- shared helpers
-
-_LITERAL = {"quoting": csv.QUOTE_NONE, "na_filter": False}  # titles are text, never NaN, never quoted
-
-
-def _expect_fields(path: Path, sep: str, expected: int | Sequence[str], encoding: str = "utf-8") -> list[str]:
-    """Check line 1 before parsing, so a wrong separator or a missing column gets a clear message."""
-    if not path.exists():
-        raise MovieLensFormatError(f"{path}: file is missing")
-    with path.open(encoding=encoding, errors="replace") as f:
-        line = f.readline().rstrip("\r\n")
-    if not line:
-        raise MovieLensFormatError(f"{path}: file is empty")
-    fields = line.split(sep)
-    other = next((s for s in ("\t", "::", "|", ",", ";") if s != sep and s in line), None)
-    hint = f"; it looks {other!r}-separated" if other and len(fields) == 1 else ""
-    if isinstance(expected, int):
-        if len(fields) != expected:
-            raise MovieLensFormatError(
-                f"{path}: line 1 has {len(fields)} {sep!r}-separated field(s), expected {expected}{hint}"
-            )
-        return fields
-    missing = [c for c in expected if c not in {f.split(":", 1)[0] for f in fields}]
-    if missing:
-        raise MovieLensFormatError(f"{path}: missing column(s) {missing} in header {fields}{hint}")
-    return fields
-
-
-def _read(path: Path, **kwargs) -> pd.DataFrame:
-    """pd.read_csv whose failures name the file (and the first bad line, when it can be found)."""
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except ValueError as err:  # includes ParserError and UnicodeDecodeError
-        raise MovieLensFormatError(f"{path}: {_locate_bad_value(path, kwargs) or err}") from err
-    if frame.empty:
-        raise MovieLensFormatError(f"{path}: no rows")
-    return frame
-
-
-def _locate_bad_value(path: Path, kwargs: dict) -> str | None:
-    """Re-read as text to find the first non-numeric value in a numeric column (only runs on failure)."""
-    dtype = kwargs.get("dtype")
-    if not isinstance(dtype, dict):
-        return None
-    numeric = [column for column, kind in dtype.items() if pd.api.types.is_numeric_dtype(kind)]
-    try:
-        raw = pd.read_csv(path, **{**kwargs, "dtype": str, "na_filter": False})[numeric]
-    except (ValueError, KeyError):
-        return None
-    values = raw.apply(lambda col: pd.to_numeric(col, errors="coerce"))
-    bad = values.isna()
-    whole = [c for c in numeric if pd.api.types.is_integer_dtype(dtype[c])]
-    bad[whole] |= values[whole].mod(1).fillna(0).ne(0)  # e.g. a timestamp 880001010.5 in an integer column
-    if not bad.to_numpy().any():
-        return None
-    row = int(bad.any(axis=1).to_numpy().argmax())
-    column = bad.columns[bad.iloc[row].to_numpy().argmax()]
-    line = row + 1 + (kwargs.get("header", "infer") is not None)
-    kind = "a whole number" if column in whole and not np.isnan(values[column].iloc[row]) else "a number"
-    return f"line {line}: {column} is {raw[column].iloc[row]!r}, not {kind}"
-
 
 def _undo_mojibake(titles: pd.Series, path: Path) -> pd.Series:
     """Titles saved as UTF-8 in a file MovieLens declares latin-1 read as mojibake ("CafÃ©"): a title whose
@@ -393,14 +331,14 @@ def _tidy(
     """Check ids (unique movies, no unknown movies in ratings, no missing values) and fix dtypes and order."""
     dupes = movies["movie_id"][movies["movie_id"].duplicated()].unique()
     if len(dupes):
-        raise MovieLensFormatError(f"{item}: duplicate movie ids {_preview(dupes)}")
+        raise MovieLensFormatError(f"{item}: duplicate movie ids {preview(dupes)}")
     if ratings.isna().to_numpy().any():
         line = int(ratings.isna().any(axis=1).to_numpy().argmax()) + 1
         raise MovieLensFormatError(f"{data}: missing value in data row {line}")
     rated = ratings["movie_id"]
     unknown = np.sort(rated[~rated.isin(movies["movie_id"])].unique())
     if len(unknown):
-        raise MovieLensFormatError(f"{data}: ratings for movie ids not in {item.name}: {_preview(unknown)}")
+        raise MovieLensFormatError(f"{data}: ratings for movie ids not in {item.name}: {preview(unknown)}")
     outside = ratings["rating"].lt(0.5) | ratings["rating"].gt(5)
     if outside.any():
         line = int(outside.to_numpy().argmax()) + 1
@@ -428,85 +366,3 @@ def _as_lists(values: pd.Series) -> pd.Series:
 
 def _empty_lists(index: pd.Index) -> pd.Series:
     return _as_lists(pd.Series(None, index=index, dtype=object))
-
-
-def _preview(values: Sequence | np.ndarray, k: int = 5) -> str:
-    shown = ", ".join(map(str, list(values)[:k]))
-    return shown + (f" (and {len(values) - k} more)" if len(values) > k else "")
-
-
-# ----------------------------------------------------------------------------- enrichment
-
-
-# What an enrichment source may hold besides movie_id and ENRICHMENT_COLUMNS: MovieLens's own columns, which
-# the Hub's enriched copies repeat (krishnakamath/movielens-32m-movies-enriched: movie_id, title, genres,
-# plot_summary, director, stars); the release's own are kept, so these are dropped.
-ENRICHMENT_IGNORED = ("title", "genres")
-HUB_DATASET_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def load_enrichment(source: str | Path) -> pd.DataFrame:
-    """Read per-movie extras keyed by movie_id: plot_summary, director, stars.
-
-    `source`: a .jsonl or .parquet file, a folder written by `datasets` (`Dataset.save_to_disk`), or a
-    Hub dataset id such as krishnakamath/movielens-32m-movies-enriched (read with
-    `datasets.load_dataset`, its train split). `stars` may be a list or a comma-separated string; it
-    becomes a list of names. A column that is neither one of those nor MovieLens's own (title, genres) is
-    an error, so that a misspelt column is never silently dropped.
-    """
-    frame, name = _read_enrichment(source)
-    if "movie_id" not in frame.columns:
-        raise MovieLensFormatError(f"{name}: no movie_id column (columns: {list(frame.columns)})")
-    unknown = [c for c in frame.columns if c not in ("movie_id", *ENRICHMENT_COLUMNS, *ENRICHMENT_IGNORED)]
-    if unknown:
-        raise MovieLensFormatError(f"{name}: unknown column(s) {unknown}; an enrichment holds movie_id and any "
-                                   f"of {list(ENRICHMENT_COLUMNS)} (and may repeat {list(ENRICHMENT_IGNORED)})")
-    ids = pd.to_numeric(frame["movie_id"], errors="coerce")
-    if ids.isna().any():
-        row = int(ids.isna().to_numpy().argmax())
-        raise MovieLensFormatError(
-            f"{name}: row {row + 1}: movie_id {frame['movie_id'].iloc[row]!r} is not an id"
-        )
-    dupes = ids[ids.duplicated()].unique()
-    if len(dupes):
-        raise MovieLensFormatError(f"{name}: duplicate movie ids {_preview(dupes.astype(int))}")
-    columns = [c for c in ENRICHMENT_COLUMNS if c in frame.columns]
-    out = frame[columns].assign(movie_id=ids.astype("int32"))[["movie_id", *columns]]
-    if "stars" in out:
-        out["stars"] = out["stars"].map(_names)
-    return out
-
-
-def _read_enrichment(source: str | Path) -> tuple[pd.DataFrame, str]:
-    path = Path(source)
-    readers = {".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".parquet": pd.read_parquet}
-    if path.is_dir():
-        import datasets
-
-        try:
-            table = datasets.load_from_disk(str(path))
-        except FileNotFoundError as err:
-            raise MovieLensFormatError(f"{path}: not a folder written by datasets' save_to_disk ({err})") from err
-        if isinstance(table, datasets.DatasetDict):
-            if "train" not in table:
-                raise MovieLensFormatError(f"{path}: a DatasetDict without a train split ({list(table)})")
-            table = table["train"]
-        return table.to_pandas(), str(path)
-    if path.suffix in readers:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such enrichment file")
-        return readers[path.suffix](path), str(path)
-    if HUB_DATASET_ID.fullmatch(str(source)):
-        import datasets
-
-        return datasets.load_dataset(str(source), split="train").to_pandas(), f"Hub dataset {source}"
-    raise MovieLensFormatError(f"{source}: an enrichment is a .jsonl or .parquet file, a datasets folder or a "
-                               f"Hub dataset id (user/name)")
-
-
-def _names(value: object) -> list[str] | None:
-    if isinstance(value, str):
-        value = value.split(",")
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return None

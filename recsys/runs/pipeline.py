@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from recsys.data import movielens
+from recsys.data.enrichment import load_enrichment
 from recsys.models.config import RecommenderConfig, recommender_config
 from recsys.runs.presets import get_run_preset
 from recsys.runs.recommend_stage import run_recommenders
@@ -42,7 +43,7 @@ class RunOptions:
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
     command: str = ""
-    enrichment: str | None = None  # plot summaries etc. (`movielens.load_enrichment`)
+    enrichment: str | None = None  # plot summaries etc. (`recsys.data.enrichment.load_enrichment`)
     force: bool = False  # redo finished stages too
     resume: bool = False  # continue interrupted trainings from their last checkpoints
     encode_devices: tuple[str, ...] = ()  # one sentence-transformers process per device
@@ -101,7 +102,7 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     begin = time.perf_counter()
     dataset = movielens.load_movielens(options.dataset or preset.dataset)
     if options.enrichment:
-        dataset = dataset.with_enrichment(movielens.load_enrichment(options.enrichment))
+        dataset = dataset.with_enrichment(load_enrichment(options.enrichment))
     stages = {"fetch and load": round(time.perf_counter() - begin, 1)}
     cfg, sid_config = run_configs(options)
     quality = build_semantic_ids(dataset, run_dir, sid_config, force=options.force, resume=options.resume)
