@@ -88,3 +88,15 @@ def route(overrides: dict[str, Any], targets: dict[str, type], *, what: str = "s
     if unknown:
         raise ValueError(f"unknown {what}(s) {sorted(unknown)}")
     return routed
+
+
+def require_positive_int(name: str, value: Any) -> None:
+    """ValueError naming the setting unless `value` is an integer >= 1."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def require_decay(name: str, value: Any) -> None:
+    """ValueError naming the setting unless `value` is a decay factor in (0, 1] (1 = no decay)."""
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")

@@ -50,6 +50,8 @@ def test_a_validation_interval_longer_than_training_is_refused():
     (["--set", "head_advance=bogus"], "head_advance"), (["--set", "hybrid_candidates=0"], "hybrid_candidates"),
     (["--set", "hybrid_dense_weight=-1"], "hybrid_dense_weight"),
     (["--set", "head_softmax=tree"], "head_softmax"), (["--set", "head_nodes=maybe"], "head_nodes"),
+    (["--set", "markov_last=0"], "markov_last"), (["--set", "itemknn_decay=1.5"], "itemknn_decay"),
+    (["--set", "content_decay=0"], "content_decay"), (["--set", "itemknn_neighbours=0"], "itemknn_neighbours"),
 ])
 def test_the_cli_refuses_before_any_work(pair, named, tiny_movielens, tmp_path, capsys):
     from recsys.app.cli import main

@@ -9,6 +9,7 @@ import numpy as np
 from recsys.data.splits import SequenceSplit
 from recsys.models.base import Ranking, Recommender, default_exclude
 from recsys.models.ranking import DEFAULT_DECAY, INDEX_KINDS, build_index, content_user_vectors, faiss_topk_excluding
+from rqsid.settings import require_decay
 
 
 @dataclass(kw_only=True)
@@ -19,8 +20,7 @@ class ContentConfig:
     content_index: str = "flat"  # FAISS index: "flat" (exact) or "hnsw" (approximate)
 
     def __post_init__(self) -> None:
-        if not 0 < self.content_decay <= 1:
-            raise ValueError(f"content_decay must be in (0, 1], got {self.content_decay!r}")
+        require_decay("content_decay", self.content_decay)
         if self.content_index not in INDEX_KINDS:
             raise ValueError(f"content_index must be one of {INDEX_KINDS}, got {self.content_index!r}")
 

@@ -31,6 +31,7 @@ from safetensors.numpy import load_file, save_file
 from recsys.data.splits import SequenceSplit
 from recsys.models.base import FitContext, Ranking, Recommender, default_exclude
 from recsys.models.ranking import popularity_scores
+from rqsid.settings import require_decay, require_positive_int
 
 BLOCK_ELEMENTS = 2**26  # dense (B, N) float32 cells per block of S's rows (and per user batch): 256 MB
 WEIGHTS_FILE = "model.safetensors"
@@ -256,10 +257,8 @@ class ItemKNNConfig:
     itemknn_decay: float = 0.5  # weight of a history item = decay ** (its age), 1 = plain sum
 
     def __post_init__(self) -> None:
-        if not isinstance(self.itemknn_neighbours, int) or self.itemknn_neighbours < 1:
-            raise ValueError(f"itemknn_neighbours must be a positive integer, got {self.itemknn_neighbours!r}")
-        if not 0 < self.itemknn_decay <= 1:
-            raise ValueError(f"itemknn_decay must be in (0, 1], got {self.itemknn_decay!r}")
+        require_positive_int("itemknn_neighbours", self.itemknn_neighbours)
+        require_decay("itemknn_decay", self.itemknn_decay)
 
 
 class ItemKNN(Recommender):

@@ -24,6 +24,7 @@ from recsys.data.splits import SequenceSplit
 from recsys.models.base import FitContext, Ranking, Recommender, default_exclude
 from recsys.models.itemknn import load_sparse, popularity_rank, recency_weights, save_sparse, sparse_recommend
 from recsys.models.ranking import popularity_scores
+from rqsid.settings import require_decay, require_positive_int
 
 
 def transition_counts(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
@@ -53,10 +54,8 @@ class MarkovConfig:
     markov_decay: float = 0.5  # weight of the a-th last item = decay ** a
 
     def __post_init__(self) -> None:
-        if not isinstance(self.markov_last, int) or self.markov_last < 1:
-            raise ValueError(f"markov_last must be a positive integer, got {self.markov_last!r}")
-        if not 0 < self.markov_decay <= 1:
-            raise ValueError(f"markov_decay must be in (0, 1], got {self.markov_decay!r}")
+        require_positive_int("markov_last", self.markov_last)
+        require_decay("markov_decay", self.markov_decay)
 
 
 class Markov(Recommender):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from recsys.models.sid_generative import SidGenerative, SidHeadConfig
 from recsys.nets.hybrid import HybridConfig, SidHybridModel
+from rqsid.settings import require_positive_int
 
 
 @dataclass(kw_only=True)
@@ -19,8 +20,7 @@ class SidHybridConfig(SidHeadConfig):
         super().__post_init__()
         if self.hybrid_dense_weight < 0:
             raise ValueError(f"hybrid_dense_weight must be >= 0, got {self.hybrid_dense_weight!r}")
-        if not isinstance(self.hybrid_candidates, int) or self.hybrid_candidates < 1:
-            raise ValueError(f"hybrid_candidates must be a positive integer, got {self.hybrid_candidates!r}")
+        require_positive_int("hybrid_candidates", self.hybrid_candidates)
 
 
 class SidHybrid(SidGenerative):
