@@ -77,3 +77,43 @@ def test_run_with_rq_kmeans_and_collaborative_input(tiny_movielens, tiny_sentenc
     found = explain.search(FinishedRun(run), "the toy story comedy", k=3)
     path = found.query["sid_path"]
     assert len(path.split("-")) == 3 and sids["sid"].str.startswith(path + "-").any()
+
+
+def test_collaborative_only_input_is_the_factors_alone():
+    rng = np.random.default_rng(0)
+    ratings, movie_ids = ratings_frame(rng), np.arange(1, 21)
+    text = rng.normal(size=(20, 5)).astype(np.float32)
+    both = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0)
+    alone = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0, text=False)
+    assert alone.shape == (20, 3) and np.array_equal(alone, both[:, 5:])
+
+
+def test_collaborative_only_needs_factors():
+    from recsys.runs.sid_stage import SidConfig
+
+    with pytest.raises(ValueError, match="collaborative_dims > 0"):
+        SidConfig(collaborative_only=True)
+    assert SidConfig(collaborative_dims=4, collaborative_only=True).collaborative_only
+
+
+def test_run_with_collaborative_ids(tiny_movielens, tiny_sentence_encoder, tmp_path, capsys):
+    """SIDs from the interaction factors alone: unique, of the configured length, made from `dims` inputs;
+    free-text search, which has no factors to give, is a one-line error."""
+    from helpers import FAST
+
+    from recsys.app.cli import main
+    from rqsid.model import RQVAE
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
+                 str(run), "--sid-collaborative", "4", "--sid-collaborative-only", "--sid-set", "codebook_size=8",
+                 "--models", "popularity", "sid-generative", *FAST]) == 0
+    assert RQVAE.from_pretrained(run / "quantizer").config.input_dim == 4
+    sids = pd.read_parquet(run / "sids.parquet")
+    assert len(sids) == 48 and sids["sid"].is_unique and (sids["sid"].str.count("-") == 3).all()
+    assert json.loads((run / "metrics.json").read_text())["models"]["sid-generative"]["ndcg@10"] >= 0
+    capsys.readouterr()
+    assert main(["search", "the toy story comedy", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("sidrec:")]
+    assert len(lines) == 1 and "collaborative factors alone" in lines[0] and "Traceback" not in err

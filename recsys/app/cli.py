@@ -137,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
         sid_preset=args.sid_preset, sid_collaborative=args.sid_collaborative,
+        sid_collaborative_only=args.sid_collaborative_only,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
         force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices),
@@ -160,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
     args.set, args.sid_set, args.enrichment, args.seeds, args.sid_preset = [], [], None, None, None
-    args.sid_collaborative = 0
+    args.sid_collaborative, args.sid_collaborative_only = 0, False
     return cmd_run(args)
 
 
@@ -271,6 +272,10 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--sid-collaborative", type=int, default=0, metavar="DIMS",
                      help="append DIMS SVD factors of the training interactions to the tokenizer's input "
                           "(default 0: text only)")
+    run.add_argument("--sid-collaborative-only", action="store_true",
+                     help="with --sid-collaborative: the tokenizer reads those factors alone, no text "
+                          "(collaborative IDs; movies without training ratings share one branch, and free-text "
+                          "search is not possible)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
     add_enrichment_flag(run)

@@ -168,6 +168,9 @@ def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | 
         raise ValueError(f"the encoder gives {vector.shape[0]}-d vectors but the run's movies are "
                          f"{run.embeddings.shape[1]}-d: use the run's encoder ({run.info.get('encoder')})")
     quantizer = run.quantizer()
+    if quantizer.config.input_dim < len(vector):
+        raise NotFoundError("this run's SIDs come from collaborative factors alone (--sid-collaborative-only): "
+                            "a text query has no place in its tree; use a run with text SIDs")
     # A tokenizer that also read collaborative factors (`recsys.data.collaborative`): a text query has none,
     # like a movie nobody rated, so those inputs are zero
     tokenized = np.pad(vector, (0, quantizer.config.input_dim - len(vector)))

@@ -43,7 +43,10 @@ def item_factors(sequences: list[np.ndarray], num_items: int, dims: int, seed: i
 
 
 def tokenizer_input(text_embeddings: np.ndarray, ratings: pd.DataFrame, movie_ids: np.ndarray, *,
-                    dims: int, split: str, seed: int) -> np.ndarray:
-    """The text embeddings (N, D) with the training matrix's item factors (N, dims) appended."""
+                    dims: int, split: str, seed: int, text: bool = True) -> np.ndarray:
+    """The text embeddings (N, D) with the training matrix's item factors (N, dims) appended; with
+    `text=False` the factors alone (N, dims): collaborative IDs, where movies without a training
+    interaction (cold ones, say) all share the zero vector."""
     sequences = make_split(split, ratings, Catalogue(np.asarray(movie_ids))).training_sequences()
-    return np.hstack([text_embeddings, item_factors(sequences, len(movie_ids), dims, seed)]).astype(np.float32)
+    factors = item_factors(sequences, len(movie_ids), dims, seed)
+    return np.hstack([text_embeddings, factors]).astype(np.float32) if text else factors

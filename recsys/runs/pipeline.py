@@ -39,6 +39,7 @@ class RunOptions:
     compare_seed: bool = False
     sid_preset: str | None = None  # the tokenizer (`rqsid.presets`); default: the run preset's
     sid_collaborative: int = 0  # SVD factors of the training interactions appended to the tokenizer's input
+    sid_collaborative_only: bool = False  # the tokenizer reads those factors alone, no text
     sid_overrides: dict = field(default_factory=dict)
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
@@ -88,6 +89,7 @@ def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
                              trainer=dict(options.trainer), **top)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
                            encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
+                           collaborative_only=options.sid_collaborative_only,
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     return cfg, sid_config

@@ -52,6 +52,7 @@ class SidConfig:
     # > 0: the tokenizer reads the text embedding with this many SVD factors of the `split`'s training
     # interactions appended (`recsys.data.collaborative`); 0: text only
     collaborative_dims: int = 0
+    collaborative_only: bool = False  # with collaborative_dims: the factors alone, no text (collaborative IDs)
     split: str = "leave-one-out"
     progress: bool = True
 
@@ -61,6 +62,8 @@ class SidConfig:
               {"model": RQVAEConfig, "training": RQVAETrainingConfig}, what="RQ-VAE setting")
         if not isinstance(self.collaborative_dims, int) or self.collaborative_dims < 0:
             raise ValueError(f"collaborative_dims must be a non-negative integer, got {self.collaborative_dims!r}")
+        if self.collaborative_only and not self.collaborative_dims:
+            raise ValueError("collaborative_only needs collaborative_dims > 0 (--sid-collaborative DIMS)")
 
 
 def embedding_cache_path(encoder: str, dataset: str, home: Path | None = None) -> Path:
@@ -82,6 +85,8 @@ def sid_stage(dataset: MovieLens, movies: pd.DataFrame, run_dir: Path, cfg: SidC
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer", "encode_devices")}
     if not cfg.collaborative_dims:  # the split does not reach text-only SIDs
         settings.pop("split")
+    if not cfg.collaborative_only:  # the key of a run made before the setting existed
+        settings.pop("collaborative_only")
     ratings = dataset.ratings[["user_id", "movie_id", "timestamp"] if cfg.collaborative_dims else ["movie_id"]]
     inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(ratings)]
     return Stage(run_dir, "sids", settings, inputs, SID_OUTPUTS)
@@ -162,7 +167,8 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
     start = time.perf_counter()
     if cfg.collaborative_dims:
         embeddings = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
-                                     dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed)
+                                     dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed,
+                                     text=not cfg.collaborative_only)
     _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir, resume)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
     write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), run_dir / "sid_labels.parquet")
