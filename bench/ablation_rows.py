@@ -10,6 +10,8 @@ NDCG@10 (`recsys.evaluation.significance`), the model's wall minutes, and the SI
 beside what random codes of the same sizes would give (the codes' alignment with what people watch next).
 Prints Markdown; writes nothing.
 
+`--plot PATH` also draws every row's best validation and test NDCG@10 (means over a row's seeds) into a PNG.
+
 Several seeds of a row: `label=RUN1,RUN2,RUN3` with `--reference default=REF1,REF2,REF3` (seed i of the
 row against seed i of the reference, the same SIDs) prints one summary line after the per-seed rows:
 mean ± sd over seeds, and the paired test on each user's test NDCG@10 averaged over the seeds.
@@ -114,13 +116,36 @@ def row(label: str, run: Path, model: str, reference: tuple[Path, str] | None) -
             f"{test['recall@20']:.4f} | {paired} | {minutes:.1f} | {level1:.1f} | {aligned:.3f} ({chance:.3f}) |")
 
 
+def plot(specs: list[tuple[str, list[tuple[Path, str]]]], path: Path) -> None:
+    """One row per label: best validation and test NDCG@10 (the mean over its seeds), as dots on one axis."""
+    from matplotlib.figure import Figure
+
+    labels = [label for label, _ in specs][::-1]
+    val = [np.mean([best_validation(r, m)[0] for r, m in seeds]) for _, seeds in specs][::-1]
+    test = [np.mean([json.loads((r / "metrics.json").read_text())["models"][m]["ndcg@10"] for r, m in seeds])
+            for _, seeds in specs][::-1]
+    fig = Figure(figsize=(7, 0.32 * len(labels) + 1.6))
+    ax = fig.subplots()
+    ax.scatter(val, labels, marker="o", facecolors="none", edgecolors="C0", label="best validation")
+    ax.scatter(test, labels, marker="o", color="C1", label="test (computed once)")
+    ax.axvline(test[-1], color="C1", linewidth=0.8, linestyle=":")  # the first row: the reference
+    ax.set_xlabel("NDCG@10")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="label=RUN[:MODEL]")
     parser.add_argument("--reference", help="label=RUN[:MODEL] every row is paired against")
+    parser.add_argument("--plot", type=Path, help="also draw every row's validation and test NDCG@10 into this PNG")
     args = parser.parse_args()
     specs = [parse(s) for s in ([args.reference] if args.reference else []) + args.runs]
     reference = specs[0][1] if args.reference else None
+    if args.plot:
+        plot(specs, args.plot)
     print("| row | seed | best val NDCG@10 (epoch) | val NLL at best | test NDCG@10 | test R@20 | "
           "paired vs reference (test NDCG@10) | model min | level-1 perplexity | next shares code 1 (random) |")
     print("|---" * 10 + "|")
