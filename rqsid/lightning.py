@@ -202,14 +202,16 @@ def fit_best(module: L.LightningModule, data: L.LightningDataModule, *, output_d
 
     CPU and deterministic unless `trainer_flags` (accelerator, devices, strategy, ...) say otherwise.
     resume=True continues from output_dir/checkpoints/last.ckpt (weights, optimizer, epoch, early-stopping
-    state) when it exists; otherwise old checkpoints are removed, so that a fresh fit never mixes with them.
+    state) when it exists; otherwise an earlier fit's checkpoints and logs are removed, so that a fresh fit
+    never mixes with them (an interrupted attempt's TensorBoard curves would otherwise stay beside the new).
     """
     last = Path(output_dir) / "checkpoints" / "last.ckpt"
     if resume and last.exists():
         check_checkpoint(last)
         log.info("resuming from %s", last)
-    elif (Path(output_dir) / "checkpoints").exists():
-        shutil.rmtree(Path(output_dir) / "checkpoints")
+    else:
+        for part in ("checkpoints", "logs", "tensorboard"):
+            shutil.rmtree(Path(output_dir) / part, ignore_errors=True)
     # Bit-exact on CPU; some CUDA kernels (e.g. attention backward) have no deterministic version: warn there.
     deterministic = True if trainer_flags.get("accelerator", "cpu") == "cpu" else "warn"
     checkpoint = ModelCheckpoint(dirpath=Path(output_dir) / "checkpoints", monitor=monitor, mode=mode,

@@ -63,9 +63,9 @@ def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_resume_continues_from_the_last_epoch_and_keeps_the_whole_log(tmp_path):
+def test_resume_continues_from_the_last_epoch_and_a_fresh_fit_starts_clean(tmp_path):
     """last.ckpt is written after every epoch (not only with a new best), and a resumed fit's metrics.csv
-    holds every epoch once (issue 14, defect 3)."""
+    holds every epoch once (issue 14, defect 3); a fresh fit into the same folder keeps nothing of them."""
     import pandas as pd
 
     from recsys.data.splits import SequenceSplit
@@ -91,3 +91,10 @@ def test_resume_continues_from_the_last_epoch_and_keeps_the_whole_log(tmp_path):
     trained = log.dropna(subset=["train/loss"])
     assert trained["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
     assert log.dropna(subset=["val/ndcg@10"])["epoch"].tolist() == [1, 3, 5]
+
+    # A fresh fit into the same folder starts clean: no earlier checkpoint, log line or TensorBoard file
+    fit(2, resume=False)
+    log = pd.read_csv(tmp_path / "logs" / "metrics.csv")
+    assert log.dropna(subset=["train/loss"])["epoch"].tolist() == [0, 1]
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
