@@ -172,6 +172,29 @@ def test_a_waiting_lock_takes_the_run_once_its_holder_lets_go(tmp_path):
         holder.wait()
 
 
+def test_a_summary_over_seeds_waits_for_a_seed_another_process_runs(tmp_path, monkeypatch):
+    """The summary job of a GPU batch starts once the last seed's run ends, while an earlier seed may still
+    run in its own process: it waits for that seed instead of failing (it failed so on 2026-12-04)."""
+    from recsys.runs import pipeline
+
+    run = tmp_path / "run"
+    ran = []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda folder, options: ran.append((folder.name, time.monotonic())))
+    monkeypatch.setattr("recsys.runs.multiseed.summarise_seeds", lambda run_dir, seeds, extra: {"seeds": seeds})
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom recsys.runs.stages import run_lock\n"
+                               f"with run_lock({str(run / 'seed-2')!r}):\n    print('held', flush=True)\n"
+                               "    time.sleep(1.5)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held_at = time.monotonic()
+        assert pipeline.run_seeds(run, pipeline.RunOptions(seeds=(1, 2))) == {"seeds": [1, 2]}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [name for name, _ in ran] == ["seed-1", "seed-2"]
+    assert ran[1][1] - held_at > 1.0  # seed 2 only once its holder let go
+
+
 def test_the_report_survives_a_damaged_training_log(tiny_run, tmp_path, caplog):
     from recsys.runs.report import write_report
 

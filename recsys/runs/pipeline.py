@@ -71,10 +71,11 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
     run_dir = Path(run_dir)
     seeds = list(dict.fromkeys(options.seeds))
     refuse_mixing(run_dir)
-    # one lock per seed folder, so that seeds may run in parallel processes; the summary holds the run folder,
-    # waiting for another process's summary rather than failing a finished seed
+    # one lock per seed folder, so that seeds may run in parallel processes. A seed that another process is
+    # running is waited for, then finds its stages finished: a summary started beside the seeds' own
+    # processes then follows the slowest one instead of failing. The summary holds the run folder.
     for seed in seeds:
-        with run_lock(seed_dir(run_dir, seed)):
+        with run_lock(seed_dir(run_dir, seed), wait=True):
             run_pipeline(seed_dir(run_dir, seed), replace(options, seed=seed, seeds=()))
     with run_lock(run_dir, wait=True):
         return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
