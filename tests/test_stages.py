@@ -24,9 +24,11 @@ def test_rerun_skips_finished_stages_redoes_stale_ones_and_force_redoes_all(tiny
     quantizer = run / "quantizer" / "model.safetensors"
     before = {p: p.stat().st_mtime_ns for p in (weights, quantizer)}
     written = json.loads((run / "metrics.json").read_text())
+    timings = (run / "timings.json").read_text()
     with caplog.at_level("INFO"):
         assert main(run_args(tiny_run, run)) == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing was trained again
+    assert (run / "timings.json").read_text() == timings  # nor timed: the times stay the training run's
     rewritten = json.loads((run / "metrics.json").read_text())
     assert rewritten["models"] == written["models"]
     # the models' times stay those of the run that made them, not the moment it took to read them back

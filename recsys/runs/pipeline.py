@@ -25,7 +25,7 @@ from recsys.runs.report import write_report
 from recsys.runs.sid_stage import SidConfig, build_semantic_ids
 from recsys.runs.stages import run_lock
 from rqsid.embed import DEFAULT_MODEL
-from rqsid.io import process_rank, write_json
+from rqsid.io import process_rank, read_json, write_json
 
 
 @dataclass
@@ -114,6 +114,10 @@ def run_pipeline(run_dir: Path, options: RunOptions) -> dict:
     reused = set(metrics.get("reused", ()))  # finished by an earlier run: the seconds are that run's
     stages.update({f"{name} ({'finished before' if name in reused else 'train + test'})": s
                    for name, s in metrics["seconds"].items()})
+    if not quality["seconds"] and reused >= set(metrics["seconds"]) and (run_dir / "timings.json").exists():
+        # nothing ran (a summary's pass over finished seeds, say): the timings stay those of the run that did
+        # the work, as the models' seconds in metrics.json do
+        return read_json(run_dir / "timings.json")
     timings = {"command": options.command, "preset": options.preset, "dataset": dataset.name,
                "device": device_description(options.trainer), "stages": stages,
                "total_seconds": round(time.perf_counter() - begin, 1), "peak_rss_gib": round(peak_rss_gib(), 2)}
