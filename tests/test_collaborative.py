@@ -117,3 +117,27 @@ def test_run_with_collaborative_ids(tiny_movielens, tiny_sentence_encoder, tmp_p
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("sidrec:")]
     assert len(lines) == 1 and "collaborative factors alone" in lines[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("preset", "flags", "expected"), [
+    ("ml-1m", {}, (64, True)),  # the preset's collaborative IDs
+    ("ml-1m", {"sid_collaborative": 0}, (0, False)),  # text SIDs
+    ("ml-1m", {"sid_collaborative_only": False}, (64, False)),  # text + factors
+    ("ml-1m", {"sid_collaborative": 32}, (32, True)),
+    ("ml-100k", {}, (0, False)),
+    ("ml-100k", {"sid_collaborative": 16, "sid_collaborative_only": True}, (16, True)),
+])
+def test_the_tokenizer_input_is_the_presets_unless_a_run_sets_it(preset, flags, expected):
+    from recsys.runs.pipeline import RunOptions, run_configs
+
+    _, sid_config = run_configs(RunOptions(preset=preset, **flags))
+    assert (sid_config.collaborative_dims, sid_config.collaborative_only) == expected
+
+
+def test_factors_alone_without_factors_is_refused_on_the_command_line(tiny_movielens, tmp_path, capsys):
+    from recsys.app.cli import main
+
+    assert main(["run", "--preset", "ml-1m", "--dataset", str(tiny_movielens), "--run", str(tmp_path / "r"),
+                 "--sid-collaborative", "0", "--sid-collaborative-only"]) == 2
+    assert "collaborative_only needs collaborative_dims" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

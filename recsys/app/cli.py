@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
     args.set, args.sid_set, args.enrichment, args.seeds, args.sid_preset = [], [], None, None, None
-    args.sid_collaborative, args.sid_collaborative_only = 0, False
+    args.sid_collaborative, args.sid_collaborative_only = None, None
     return cmd_run(args)
 
 
@@ -269,13 +269,13 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                      help="override a recommender setting (as in `evaluate`)")
     run.add_argument("--sid-preset", default=None, choices=sorted(PRESETS),
                      help="the tokenizer (default: the run preset's, tiger): an RQ-VAE preset or rq-kmeans")
-    run.add_argument("--sid-collaborative", type=int, default=0, metavar="DIMS",
-                     help="append DIMS SVD factors of the training interactions to the tokenizer's input "
-                          "(default 0: text only)")
-    run.add_argument("--sid-collaborative-only", action="store_true",
-                     help="with --sid-collaborative: the tokenizer reads those factors alone, no text "
-                          "(collaborative IDs; movies without training ratings share one branch, and free-text "
-                          "search is not possible)")
+    run.add_argument("--sid-collaborative", type=int, default=None, metavar="DIMS",
+                     help="DIMS SVD factors of the training interactions in the tokenizer's input (default: the "
+                          "preset's: 64 on ml-1m, 0 on ml-100k; 0: text only)")
+    run.add_argument("--sid-collaborative-only", action=argparse.BooleanOptionalAction, default=None,
+                     help="the tokenizer reads those factors alone, no text (collaborative IDs; movies without "
+                          "training ratings share one branch, and free-text search is not possible); "
+                          "--no-sid-collaborative-only appends them to the text (default: the preset's)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
     add_enrichment_flag(run)

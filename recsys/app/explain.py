@@ -170,7 +170,7 @@ def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | 
     quantizer = run.quantizer()
     if quantizer.config.input_dim < len(vector):
         raise NotFoundError("this run's SIDs come from collaborative factors alone (--sid-collaborative-only): "
-                            "a text query has no place in its tree; use a run with text SIDs")
+                            "a text query has no place in its tree; use a run with text SIDs (--sid-collaborative 0)")
     # A tokenizer that also read collaborative factors (`recsys.data.collaborative`): a text query has none,
     # like a movie nobody rated, so those inputs are zero
     tokenized = np.pad(vector, (0, quantizer.config.input_dim - len(vector)))

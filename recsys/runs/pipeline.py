@@ -19,7 +19,7 @@ import torch
 from recsys.data import movielens
 from recsys.data.enrichment import load_enrichment
 from recsys.models.config import RecommenderConfig, recommender_config
-from recsys.runs.presets import get_run_preset
+from recsys.runs.presets import RunPreset, get_run_preset
 from recsys.runs.recommend_stage import run_recommenders
 from recsys.runs.report import write_report
 from recsys.runs.sid_stage import SidConfig, build_semantic_ids
@@ -38,8 +38,10 @@ class RunOptions:
     models: tuple[str, ...] | None = None
     compare_seed: bool = False
     sid_preset: str | None = None  # the tokenizer (`rqsid.presets`); default: the run preset's
-    sid_collaborative: int = 0  # SVD factors of the training interactions appended to the tokenizer's input
-    sid_collaborative_only: bool = False  # the tokenizer reads those factors alone, no text
+    # SVD factors of the training interactions in the tokenizer's input (0: text only), and whether it reads
+    # them alone; None: the run preset's (`RunPreset.sid_collaborative`)
+    sid_collaborative: int | None = None
+    sid_collaborative_only: bool | None = None
     sid_overrides: dict = field(default_factory=dict)
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
@@ -81,6 +83,16 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
         return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
 
 
+def tokenizer_input(options: RunOptions, preset: RunPreset) -> tuple[int, bool]:
+    """(collaborative dims, factors alone) of a run: each option the run does not set is the preset's. With
+    no factors (dims 0, e.g. `--sid-collaborative 0` on a preset with collaborative IDs) the tokenizer reads
+    text alone, unless the run asks for factors alone too (then SidConfig refuses it)."""
+    dims = preset.sid_collaborative if options.sid_collaborative is None else options.sid_collaborative
+    if options.sid_collaborative_only is not None:
+        return dims, options.sid_collaborative_only
+    return dims, bool(dims) and preset.sid_collaborative_only
+
+
 def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
     """The recommenders' and the SID stage's configs of a run; every setting is checked here, so call it
     before any work (a bad `--set` then fails before a folder is made)."""
@@ -88,9 +100,9 @@ def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
     top = {"split": options.split, **({"models": options.models} if options.models else {})}
     cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, seed=options.seed,
                              trainer=dict(options.trainer), **top)
+    dims, only = tokenizer_input(options, preset)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
-                           encode_devices=options.encode_devices, collaborative_dims=options.sid_collaborative,
-                           collaborative_only=options.sid_collaborative_only,
+                           encode_devices=options.encode_devices, collaborative_dims=dims, collaborative_only=only,
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     return cfg, sid_config

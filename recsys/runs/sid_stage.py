@@ -165,6 +165,9 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
     genres = [list(g) for g in movies["genres"]]
     reports = {}
     start = time.perf_counter()
+    if cfg.collaborative_only and cfg.split == "cold-start":
+        log.warning("collaborative IDs on a cold-start split: the cold movies have no training ratings, so they "
+                    "share one branch of the tree; --sid-collaborative 0 gives each its own ID from its text")
     if cfg.collaborative_dims:
         embeddings = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
                                      dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed,
