@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.collaborative import interaction_matrix, item_factors, tokenizer_input
+from recsys.data.collaborative import factors_from_text, interaction_matrix, item_factors, tokenizer_input
 from recsys.data.splits import Catalogue, leave_one_out
 
 
@@ -120,18 +120,18 @@ def test_run_with_collaborative_ids(tiny_movielens, tiny_sentence_encoder, tmp_p
 
 
 @pytest.mark.parametrize(("preset", "flags", "expected"), [
-    ("ml-1m", {}, (64, True)),  # the preset's collaborative IDs
-    ("ml-1m", {"sid_collaborative": 0}, (0, False)),  # text SIDs
-    ("ml-1m", {"sid_collaborative_only": False}, (64, False)),  # text + factors
-    ("ml-1m", {"sid_collaborative": 32}, (32, True)),
-    ("ml-100k", {}, (0, False)),
-    ("ml-100k", {"sid_collaborative": 16, "sid_collaborative_only": True}, (16, True)),
+    ("ml-1m", {}, (64, True, "zero")),  # the preset's collaborative IDs
+    ("ml-1m", {"sid_collaborative": 0}, (0, False, "zero")),  # text SIDs
+    ("ml-1m", {"sid_collaborative_only": False}, (64, False, "zero")),  # text + factors
+    ("ml-1m", {"sid_collaborative": 32, "sid_unrated_factors": "text"}, (32, True, "text")),
+    ("ml-100k", {}, (0, False, "zero")),
+    ("ml-100k", {"sid_collaborative": 16, "sid_collaborative_only": True}, (16, True, "zero")),
 ])
 def test_the_tokenizer_input_is_the_presets_unless_a_run_sets_it(preset, flags, expected):
     from recsys.runs.pipeline import RunOptions, run_configs
 
-    _, sid_config = run_configs(RunOptions(preset=preset, **flags))
-    assert (sid_config.collaborative_dims, sid_config.collaborative_only) == expected
+    _, cfg = run_configs(RunOptions(preset=preset, **flags))
+    assert (cfg.collaborative_dims, cfg.collaborative_only, cfg.unrated_factors) == expected
 
 
 def test_factors_alone_without_factors_is_refused_on_the_command_line(tiny_movielens, tmp_path, capsys):
@@ -141,3 +141,52 @@ def test_factors_alone_without_factors_is_refused_on_the_command_line(tiny_movie
                  "--sid-collaborative", "0", "--sid-collaborative-only"]) == 2
     assert "collaborative_only needs collaborative_dims" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_unrated_movies_get_the_factors_their_text_predicts():
+    """Factors that are a linear function of the text: a movie whose row was zeroed (no training rating) gets
+    back its own direction, and every rated row is left as it was."""
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(200, 12)).astype(np.float32)
+    truth = text @ rng.normal(size=(12, 4)).astype(np.float32)
+    truth /= np.linalg.norm(truth, axis=1, keepdims=True)
+    factors = truth.copy()
+    factors[:10] = 0.0  # ten movies nobody rated in training
+    filled = factors_from_text(factors, text)
+    np.testing.assert_array_equal(filled[10:], truth[10:])
+    np.testing.assert_allclose(np.linalg.norm(filled[:10], axis=1), 1.0, rtol=1e-5)
+    assert (np.sum(filled[:10] * truth[:10], axis=1) > 0.99).all()  # cosine with the true factors
+
+
+def test_unrated_factors_need_factors_and_a_known_name():
+    from recsys.runs.sid_stage import SidConfig
+
+    with pytest.raises(ValueError, match="unrated_factors needs collaborative_dims"):
+        SidConfig(unrated_factors="text")
+    with pytest.raises(ValueError, match="unrated_factors must be one of"):
+        SidConfig(collaborative_dims=4, unrated_factors="mean")
+
+
+def test_collaborative_ids_give_cold_movies_their_own_branches_with_text_factors(tiny_movielens,
+                                                                                 tiny_sentence_encoder, tmp_path):
+    """On a cold-start split, collaborative IDs put every cold movie on one zero vector; with
+    --sid-unrated-factors text their inputs differ, and so do their SID prefixes."""
+    from helpers import FAST
+
+    from recsys.app.cli import main
+    from recsys.data.movielens import load_movielens
+    from recsys.data.splits import make_split
+
+    def cold_prefixes(run, extra):
+        assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
+                     str(run), "--split", "cold-start", "--sid-collaborative", "4", "--sid-collaborative-only",
+                     *extra, "--sid-preset", "rq-kmeans", "--sid-set", "codebook_size=8", "--models", "popularity",
+                     *FAST]) == 0
+        sids = pd.read_parquet(run / "sids.parquet")
+        split = make_split("cold-start", load_movielens(str(tiny_movielens)).ratings,
+                           Catalogue(sids["movie_id"].to_numpy()))
+        assert len(split.cold_items) > 2
+        return sids["sid"].iloc[split.cold_items].str.rsplit("-", n=1).str[0]  # the codes before the collision token
+
+    assert cold_prefixes(tmp_path / "zero", []).nunique() == 1
+    assert cold_prefixes(tmp_path / "text", ["--sid-unrated-factors", "text"]).nunique() > 1

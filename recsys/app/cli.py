@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, dataset=args.dataset, seed=args.seed, encoder=args.encoder, split=args.split,
         models=tuple(args.models) if args.models else None, compare_seed=args.compare_seed,
         sid_preset=args.sid_preset, sid_collaborative=args.sid_collaborative,
-        sid_collaborative_only=args.sid_collaborative_only,
+        sid_collaborative_only=args.sid_collaborative_only, sid_unrated_factors=args.sid_unrated_factors,
         sid_overrides=parse_overrides(args.sid_set), recommender_overrides=parse_overrides(args.set),
         trainer=trainer_flags(args), command=shlex.join(["sidrec", *args.argv]), enrichment=args.enrichment,
         force=args.force, resume=args.resume, encode_devices=tuple(args.encode_devices),
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     args.preset, args.dataset, args.split, args.models = "ml-100k", None, "leave-one-out", None
     args.set, args.sid_set, args.enrichment, args.seeds, args.sid_preset = [], [], None, None, None
-    args.sid_collaborative, args.sid_collaborative_only = None, None
+    args.sid_collaborative, args.sid_collaborative_only, args.sid_unrated_factors = None, None, None
     return cmd_run(args)
 
 
@@ -252,6 +252,7 @@ def add_enrichment_flag(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    from recsys.data.collaborative import UNRATED_FACTORS
     from recsys.data.splits import SPLITS
     from recsys.runs.presets import RUN_PRESETS
     from rqsid.presets import PRESETS
@@ -276,6 +277,10 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                      help="the tokenizer reads those factors alone, no text (collaborative IDs; movies without "
                           "training ratings share one branch, and free-text search is not possible); "
                           "--no-sid-collaborative-only appends them to the text (default: the preset's)")
+    run.add_argument("--sid-unrated-factors", default=None, choices=UNRATED_FACTORS,
+                     help="with --sid-collaborative: the factors of movies without training ratings: zero (they "
+                          "share one vector), or text: what a ridge regression from the text embeddings, fit on "
+                          "the rated movies, predicts (default: the preset's, zero)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
     add_enrichment_flag(run)

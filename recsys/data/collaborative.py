@@ -17,6 +17,10 @@ from scipy.sparse.linalg import svds
 
 from recsys.data.splits import Catalogue, make_split
 
+# What a movie without a training interaction gets as factors: zeros (all such movies then share one branch
+# of the tree), or the factors its text predicts (`factors_from_text`)
+UNRATED_FACTORS = ("zero", "text")
+
 
 def interaction_matrix(sequences: list[np.ndarray], num_items: int) -> sp.csr_matrix:
     """(users, items) binary matrix: 1 where the user's sequence holds the item."""
@@ -42,11 +46,35 @@ def item_factors(sequences: list[np.ndarray], num_items: int, dims: int, seed: i
     return np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
 
 
+def factors_from_text(factors: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+    """(N, dims) factors where each all-zero row (a movie without a training interaction) is replaced by
+    the factors its text embedding predicts, L2-normalised like the others. The predictor is a ridge
+    regression from text embedding to factors, fit on the movies that have interactions, its penalty
+    chosen among them by efficient leave-one-out (`sklearn.linear_model.RidgeCV`): what a movie's text
+    says about who watches it, learned from the movies whose audience is known."""
+    from sklearn.linear_model import RidgeCV  # here: scikit-learn is needed by this option alone
+
+    rated = np.linalg.norm(factors, axis=1) > 0
+    if rated.all() or rated.sum() < 2:
+        return factors
+    ridge = RidgeCV(alphas=np.logspace(-3, 2, 11)).fit(text_embeddings[rated], factors[rated])
+    predicted = ridge.predict(text_embeddings[~rated]).astype(np.float32)  # (unrated, dims)
+    norms = np.linalg.norm(predicted, axis=1, keepdims=True)
+    out = factors.copy()
+    out[~rated] = np.divide(predicted, norms, out=np.zeros_like(predicted), where=norms > 0)
+    return out
+
+
 def tokenizer_input(text_embeddings: np.ndarray, ratings: pd.DataFrame, movie_ids: np.ndarray, *,
-                    dims: int, split: str, seed: int, text: bool = True) -> np.ndarray:
+                    dims: int, split: str, seed: int, text: bool = True, unrated: str = "zero") -> np.ndarray:
     """The text embeddings (N, D) with the training matrix's item factors (N, dims) appended; with
-    `text=False` the factors alone (N, dims): collaborative IDs, where movies without a training
-    interaction (cold ones, say) all share the zero vector."""
+    `text=False` the factors alone (N, dims): collaborative IDs. Movies without a training interaction
+    (cold ones, say) get zero factors (`unrated="zero"`: with `text=False` they all share one vector) or
+    the factors their text predicts (`"text"`, `factors_from_text`)."""
+    if unrated not in UNRATED_FACTORS:
+        raise ValueError(f"unrated must be one of {UNRATED_FACTORS}, got {unrated!r}")
     sequences = make_split(split, ratings, Catalogue(np.asarray(movie_ids))).training_sequences()
     factors = item_factors(sequences, len(movie_ids), dims, seed)
+    if unrated == "text":
+        factors = factors_from_text(factors, text_embeddings)
     return np.hstack([text_embeddings, factors]).astype(np.float32) if text else factors

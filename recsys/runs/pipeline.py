@@ -42,6 +42,7 @@ class RunOptions:
     # them alone; None: the run preset's (`RunPreset.sid_collaborative`)
     sid_collaborative: int | None = None
     sid_collaborative_only: bool | None = None
+    sid_unrated_factors: str | None = None  # "zero" or "text" (`recsys.data.collaborative.UNRATED_FACTORS`)
     sid_overrides: dict = field(default_factory=dict)
     recommender_overrides: dict = field(default_factory=dict)
     trainer: dict = field(default_factory=dict)
@@ -83,14 +84,15 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
         return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
 
 
-def tokenizer_input(options: RunOptions, preset: RunPreset) -> tuple[int, bool]:
-    """(collaborative dims, factors alone) of a run: each option the run does not set is the preset's. With
+def tokenizer_input(options: RunOptions, preset: RunPreset) -> dict:
+    """SidConfig's collaborative settings of a run: each option the run does not set is the preset's. With
     no factors (dims 0, e.g. `--sid-collaborative 0` on a preset with collaborative IDs) the tokenizer reads
-    text alone, unless the run asks for factors alone too (then SidConfig refuses it)."""
+    text alone, unless the run asks for factor settings too (then SidConfig refuses them)."""
     dims = preset.sid_collaborative if options.sid_collaborative is None else options.sid_collaborative
-    if options.sid_collaborative_only is not None:
-        return dims, options.sid_collaborative_only
-    return dims, bool(dims) and preset.sid_collaborative_only
+    only, unrated = options.sid_collaborative_only, options.sid_unrated_factors
+    return {"collaborative_dims": dims,
+            "collaborative_only": (bool(dims) and preset.sid_collaborative_only) if only is None else only,
+            "unrated_factors": (preset.sid_unrated_factors if dims else "zero") if unrated is None else unrated}
 
 
 def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
@@ -100,9 +102,8 @@ def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
     top = {"split": options.split, **({"models": options.models} if options.models else {})}
     cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, seed=options.seed,
                              trainer=dict(options.trainer), **top)
-    dims, only = tokenizer_input(options, preset)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
-                           encode_devices=options.encode_devices, collaborative_dims=dims, collaborative_only=only,
+                           encode_devices=options.encode_devices, **tokenizer_input(options, preset),
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     return cfg, sid_config

@@ -20,6 +20,7 @@ class RunPreset:
     # interactions, appended (collaborative_only False) or alone (True: collaborative IDs); 0: text only
     sid_collaborative: int = 0
     sid_collaborative_only: bool = False
+    sid_unrated_factors: str = "zero"  # with factors: those of movies without training ratings
     note: str = ""
 
 

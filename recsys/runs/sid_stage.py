@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.collaborative import tokenizer_input
+from recsys.data.collaborative import UNRATED_FACTORS, tokenizer_input
 from recsys.data.movielens import MovieLens, data_home
 from recsys.data.text import movie_texts
 from recsys.evaluation.labels import label_prefixes
@@ -53,6 +53,9 @@ class SidConfig:
     # interactions appended (`recsys.data.collaborative`); 0: text only
     collaborative_dims: int = 0
     collaborative_only: bool = False  # with collaborative_dims: the factors alone, no text (collaborative IDs)
+    # with collaborative_dims: the factors of movies without training interactions ("zero", or "text": what
+    # their text predicts; `recsys.data.collaborative.UNRATED_FACTORS`)
+    unrated_factors: str = "zero"
     split: str = "leave-one-out"
     progress: bool = True
 
@@ -64,6 +67,10 @@ class SidConfig:
             raise ValueError(f"collaborative_dims must be a non-negative integer, got {self.collaborative_dims!r}")
         if self.collaborative_only and not self.collaborative_dims:
             raise ValueError("collaborative_only needs collaborative_dims > 0 (--sid-collaborative DIMS)")
+        if self.unrated_factors not in UNRATED_FACTORS:
+            raise ValueError(f"unrated_factors must be one of {UNRATED_FACTORS}, got {self.unrated_factors!r}")
+        if self.unrated_factors != "zero" and not self.collaborative_dims:
+            raise ValueError("unrated_factors needs collaborative_dims > 0 (--sid-collaborative DIMS)")
 
 
 def embedding_cache_path(encoder: str, dataset: str, home: Path | None = None) -> Path:
@@ -85,8 +92,9 @@ def sid_stage(dataset: MovieLens, movies: pd.DataFrame, run_dir: Path, cfg: SidC
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "trainer", "encode_devices")}
     if not cfg.collaborative_dims:  # the split does not reach text-only SIDs
         settings.pop("split")
-    if not cfg.collaborative_only:  # the key of a run made before the setting existed
-        settings.pop("collaborative_only")
+    for name, default in (("collaborative_only", False), ("unrated_factors", "zero")):
+        if settings[name] == default:  # the key of a run made before the setting existed
+            settings.pop(name)
     ratings = dataset.ratings[["user_id", "movie_id", "timestamp"] if cfg.collaborative_dims else ["movie_id"]]
     inputs = [table_digest(movies[["movie_id", "text"]]), table_digest(ratings)]
     return Stage(run_dir, "sids", settings, inputs, SID_OUTPUTS)
@@ -165,13 +173,14 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
     genres = [list(g) for g in movies["genres"]]
     reports = {}
     start = time.perf_counter()
-    if cfg.collaborative_only and cfg.split == "cold-start":
+    if cfg.collaborative_only and cfg.unrated_factors == "zero" and cfg.split == "cold-start":
         log.warning("collaborative IDs on a cold-start split: the cold movies have no training ratings, so they "
-                    "share one branch of the tree; --sid-collaborative 0 gives each its own ID from its text")
+                    "share one branch of the tree; --sid-unrated-factors text or --sid-collaborative 0 gives "
+                    "each its own ID")
     if cfg.collaborative_dims:
         embeddings = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
                                      dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed,
-                                     text=not cfg.collaborative_only)
+                                     text=not cfg.collaborative_only, unrated=cfg.unrated_factors)
     _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir, resume)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
     write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), run_dir / "sid_labels.parquet")
