@@ -84,7 +84,7 @@ def run_seeds(run_dir: Path, options: RunOptions) -> dict:
         return summarise_seeds(run_dir, seeds, extra={"command": options.command, "preset": options.preset})
 
 
-def tokenizer_input(options: RunOptions, preset: RunPreset) -> dict:
+def collaborative_settings(options: RunOptions, preset: RunPreset) -> dict:
     """SidConfig's collaborative settings of a run: each option the run does not set is the preset's. With
     no factors (dims 0, e.g. `--sid-collaborative 0` on a preset with collaborative IDs) the tokenizer reads
     text alone, unless the run asks for factor settings too (then SidConfig refuses them)."""
@@ -103,7 +103,7 @@ def run_configs(options: RunOptions) -> tuple[RecommenderConfig, SidConfig]:
     cfg = recommender_config({**preset.recommender, **options.recommender_overrides}, seed=options.seed,
                              trainer=dict(options.trainer), **top)
     sid_config = SidConfig(preset=options.sid_preset or preset.sid_preset, encoder=options.encoder, seed=options.seed,
-                           encode_devices=options.encode_devices, **tokenizer_input(options, preset),
+                           encode_devices=options.encode_devices, **collaborative_settings(options, preset),
                            split=options.split, compare_seed=options.compare_seed, trainer=dict(options.trainer),
                            overrides={**preset.sid_overrides, **options.sid_overrides})
     return cfg, sid_config
