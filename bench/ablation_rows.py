@@ -30,7 +30,7 @@ from recsys.data.movielens import load_movielens
 from recsys.data.splits import make_split
 from recsys.evaluation.significance import paired_comparison
 from recsys.runs.figures import read_log
-from recsys.runs.run_dir import read_run_inputs
+from recsys.runs.run_dir import RunDir
 
 DEFAULT_MODEL = "sid-generative"
 
@@ -90,7 +90,8 @@ def best_validation(run: Path, model: str) -> tuple[float, int, float]:
 def next_shares_first_code(run: Path, metrics: dict) -> tuple[float, float]:
     """Share of consecutive training pairs with equal level-1 codes, and its expectation under random codes
     (sum over codes of the squared share of training items that carry it)."""
-    catalogue, _, sids = read_run_inputs(run)
+    tables = RunDir(run)  # the catalogue and SIDs only: no embeddings to read
+    catalogue, sids = tables.catalogue, tables.sids
     dataset = load_movielens(metrics.get("location") or metrics["dataset"])
     split = make_split(metrics["split"], dataset.ratings, catalogue)
     sequences = split.training_sequences()

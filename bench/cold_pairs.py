@@ -23,13 +23,12 @@ import pandas as pd
 from recsys.data.movielens import load_movielens
 from recsys.data.splits import make_split
 from recsys.evaluation.significance import paired_comparison
-from recsys.runs.run_dir import read_run_inputs
+from recsys.runs.run_dir import RunDir
 
 
 def cold_target(catalogue_run: Path, dataset: str) -> pd.Series:
     """user_id -> True where the user's test target is a cold movie."""
-    catalogue, _, _ = read_run_inputs(catalogue_run)
-    split = make_split("cold-start", load_movielens(dataset).ratings, catalogue)
+    split = make_split("cold-start", load_movielens(dataset).ratings, RunDir(catalogue_run).catalogue)
     return pd.Series(split.cold_target(), index=split.user_ids)
 
 

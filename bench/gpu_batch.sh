@@ -57,7 +57,8 @@ cp "$state/gpu.txt" "$state/jobs.txt" "$state/scheduler.log" "$state/logs/" 2>/d
 for f in "$state"/rc/*; do [ -e "$f" ] && echo "$(basename "$f") $(cat "$f")"; done > "$state/logs/rc.txt"
 for f in "$state"/logs/*.log; do tail -c 20000 "$f" > "$f.tail"; done
 find runs \( -name metrics.json -o -name per_user.parquet -o -name timings.json -o -name sid_quality.json \
-  -o -path '*/logs/metrics.csv' -o -name report.md -o -name level_gap.json -o -name sids.parquet \) \
+  -o -path '*/logs/metrics.csv' -o -name report.md -o -name level_gap.json -o -name sids.parquet \
+  -o -name movies.parquet \) \
   > "$state/files.txt"
 tar czf "$out/results.tgz" -T "$state/files.txt" -C "$state" logs/rc.txt gpu.txt jobs.txt scheduler.log \
   $(cd "$state" && ls logs/*.tail 2>/dev/null)
