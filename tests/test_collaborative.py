@@ -120,9 +120,10 @@ def test_run_with_collaborative_ids(tiny_movielens, tiny_sentence_encoder, tmp_p
 
 
 @pytest.mark.parametrize(("preset", "flags", "expected"), [
-    ("ml-1m", {}, (64, True, "zero")),  # the preset's collaborative IDs
+    ("ml-1m", {}, (64, True, "text")),  # the preset's collaborative IDs, unrated movies' factors from text
     ("ml-1m", {"sid_collaborative": 0}, (0, False, "zero")),  # text SIDs
-    ("ml-1m", {"sid_collaborative_only": False}, (64, False, "zero")),  # text + factors
+    ("ml-1m", {"sid_collaborative_only": False}, (64, False, "text")),  # text + factors
+    ("ml-1m", {"sid_unrated_factors": "zero"}, (64, True, "zero")),
     ("ml-1m", {"sid_collaborative": 32, "sid_unrated_factors": "text"}, (32, True, "text")),
     ("ml-100k", {}, (0, False, "zero")),
     ("ml-100k", {"sid_collaborative": 16, "sid_collaborative_only": True}, (16, True, "zero")),

@@ -275,12 +275,13 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                           "preset's: 64 on ml-1m, 0 on ml-100k; 0: text only)")
     run.add_argument("--sid-collaborative-only", action=argparse.BooleanOptionalAction, default=None,
                      help="the tokenizer reads those factors alone, no text (collaborative IDs; movies without "
-                          "training ratings share one branch, and free-text search is not possible); "
+                          "training ratings share one branch unless --sid-unrated-factors text, and free-text search "
+                          "is not possible); "
                           "--no-sid-collaborative-only appends them to the text (default: the preset's)")
     run.add_argument("--sid-unrated-factors", default=None, choices=UNRATED_FACTORS,
                      help="with --sid-collaborative: the factors of movies without training ratings: zero (they "
                           "share one vector), or text: what a ridge regression from the text embeddings, fit on "
-                          "the rated movies, predicts (default: the preset's, zero)")
+                          "the rated movies, predicts (default: the preset's: text on ml-1m, zero otherwise)")
     run.add_argument("--sid-set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an RQ-VAE setting (as `--set` in `sids`)")
     add_enrichment_flag(run)
