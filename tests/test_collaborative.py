@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.collaborative import factors_from_text, interaction_matrix, item_factors, tokenizer_input
+from recsys.data.collaborative import (
+    TextToFactors,
+    factors_from_text,
+    fill_unrated,
+    interaction_matrix,
+    item_factors,
+    tokenizer_input,
+)
 from recsys.data.splits import Catalogue, leave_one_out
 
 
@@ -38,18 +45,19 @@ def test_held_out_ratings_never_reach_the_tokenizer_input():
     ratings = ratings_frame(rng)
     movie_ids = np.arange(1, 41)  # users rate movies 1-20; 21-40 are for the moved held-out ratings
     text = rng.normal(size=(40, 5)).astype(np.float32)
-    before = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0)
+    before = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0).vectors
     assert before.shape == (40, 8) and np.array_equal(before[:, :5], text)
     split = leave_one_out(ratings, Catalogue(movie_ids))
     held_out = ratings.groupby("user_id").tail(2).index  # the validation and test ratings (time order)
     moved = ratings.copy()
     moved.loc[held_out, "movie_id"] += 20  # to movies nobody rated (re-rating one would drop a training row)
     assert not np.array_equal(leave_one_out(moved, Catalogue(movie_ids)).test_target, split.test_target)
-    assert np.array_equal(tokenizer_input(text, moved, movie_ids, dims=3, split="leave-one-out", seed=0), before)
+    moved_input = tokenizer_input(text, moved, movie_ids, dims=3, split="leave-one-out", seed=0)
+    assert np.array_equal(moved_input.vectors, before)
     trained = ratings.groupby("user_id").head(3).index
     changed = ratings.copy()
     changed.loc[trained, "movie_id"] += 20
-    assert not np.array_equal(tokenizer_input(text, changed, movie_ids, dims=3, split="leave-one-out", seed=0),
+    assert not np.array_equal(tokenizer_input(text, changed, movie_ids, dims=3, split="leave-one-out", seed=0).vectors,
                               before)
 
 
@@ -83,8 +91,8 @@ def test_collaborative_only_input_is_the_factors_alone():
     rng = np.random.default_rng(0)
     ratings, movie_ids = ratings_frame(rng), np.arange(1, 21)
     text = rng.normal(size=(20, 5)).astype(np.float32)
-    both = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0)
-    alone = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0, text=False)
+    both = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0).vectors
+    alone = tokenizer_input(text, ratings, movie_ids, dims=3, split="leave-one-out", seed=0, text=False).vectors
     assert alone.shape == (20, 3) and np.array_equal(alone, both[:, 5:])
 
 
@@ -157,6 +165,49 @@ def test_unrated_movies_get_the_factors_their_text_predicts():
     np.testing.assert_array_equal(filled[10:], truth[10:])
     np.testing.assert_allclose(np.linalg.norm(filled[:10], axis=1), 1.0, rtol=1e-5)
     assert (np.sum(filled[:10] * truth[:10], axis=1) > 0.99).all()  # cosine with the true factors
+
+
+def test_the_text_to_factors_map_round_trips_and_is_what_filled_the_factors(tmp_path):
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(60, 8)).astype(np.float32)
+    factors = text @ rng.normal(size=(8, 3)).astype(np.float32)
+    factors /= np.linalg.norm(factors, axis=1, keepdims=True)
+    factors[:5] = 0.0
+    filled, text_to_factors = fill_unrated(factors, text)
+    assert text_to_factors.weight.shape == (3, 8) and text_to_factors.bias.shape == (3,)
+    text_to_factors.save(tmp_path / "map.safetensors")
+    loaded = TextToFactors.load(tmp_path / "map.safetensors")
+    np.testing.assert_array_equal(loaded(text[:5]), filled[:5])
+    assert fill_unrated(filled, text)[1] is None  # every movie rated: nothing to fill, no map
+
+
+def test_search_places_a_text_query_among_collaborative_ids_through_the_saved_map(
+        tiny_movielens, tiny_sentence_encoder, tmp_path, capsys):
+    """With text-predicted factors for unrated movies the run keeps the map, so a free-text query gets
+    factors, a quantized SID and a branch, as a cold movie did; without the map it is refused."""
+    from helpers import FAST
+
+    from recsys.app.cli import main
+    from recsys.app.explain import query_input
+    from recsys.runs.finished_run import FinishedRun
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
+                 str(run), "--split", "cold-start", "--sid-collaborative", "4", "--sid-collaborative-only",
+                 "--sid-unrated-factors", "text", "--sid-preset", "rq-kmeans", "--sid-set", "codebook_size=8",
+                 "--models", "popularity", *FAST]) == 0
+    text_to_factors = FinishedRun(run).text_to_factors()
+    assert text_to_factors is not None and text_to_factors.weight.shape[0] == 4
+    capsys.readouterr()
+    assert main(["search", "the toy story comedy", "--run", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["query"]["quantized_sid"].split("-")) == 3 and result["lists"]["sid-prefix"]
+    width = text_to_factors.weight.shape[1]  # the encoder's
+    vector = np.ones(width, np.float32) / np.sqrt(width)
+    np.testing.assert_array_equal(query_input(vector, 4, text_to_factors), text_to_factors(vector[None])[0])
+    assert query_input(vector, width + 4, text_to_factors).shape == (width + 4,)  # text, the factors appended
+    with pytest.raises(ValueError, match="zero factors for unrated movies"):
+        query_input(vector, 4, None)
 
 
 def test_unrated_factors_need_factors_and_a_known_name():

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from recsys.data.collaborative import TextToFactors
 from recsys.models import MODELS, Recommender
 from recsys.models.ranking import build_index, faiss_topk_excluding
 from recsys.runs.finished_run import FinishedRun, NotFoundError
@@ -155,6 +156,22 @@ def similar(run: FinishedRun, title: str, k: int = 10) -> Result:
     return Result("similar", {"title": title, "movie": run.describe(item), "prefix_labels": labels}, lists)
 
 
+def query_input(vector: np.ndarray, input_dim: int, text_to_factors: TextToFactors | None) -> np.ndarray:
+    """The quantizer's input for a text query's embedding (D,). A tokenizer that also read collaborative
+    factors (`recsys.data.collaborative`) gets the factors the text predicts, as a movie nobody rated did,
+    or zeros where the run filled such movies with zeros; one that read the factors alone needs the map."""
+    if input_dim == len(vector):
+        return vector
+    if text_to_factors is not None:
+        factors = text_to_factors(vector[None])[0]  # (dims,)
+        return factors if input_dim == len(factors) else np.concatenate([vector, factors])
+    if input_dim < len(vector):
+        raise NotFoundError("this run's SIDs come from collaborative factors alone (--sid-collaborative-only) "
+                            "with zero factors for unrated movies: a text query has no place in its tree; use a "
+                            "run with --sid-unrated-factors text, or text SIDs (--sid-collaborative 0)")
+    return np.pad(vector, (0, input_dim - len(vector)))
+
+
 def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | None = None) -> Result:
     """Movies for a free-text query: under its quantized SID prefix, beside text-embedding search."""
     from rqsid.assign import quantize_in_order, quantize_within
@@ -168,12 +185,7 @@ def search(run: FinishedRun, text: str, k: int = 10, encoder: torch.nn.Module | 
         raise ValueError(f"the encoder gives {vector.shape[0]}-d vectors but the run's movies are "
                          f"{run.embeddings.shape[1]}-d: use the run's encoder ({run.info.get('encoder')})")
     quantizer = run.quantizer()
-    if quantizer.config.input_dim < len(vector):
-        raise NotFoundError("this run's SIDs come from collaborative factors alone (--sid-collaborative-only): "
-                            "a text query has no place in its tree; use a run with text SIDs (--sid-collaborative 0)")
-    # A tokenizer that also read collaborative factors (`recsys.data.collaborative`): a text query has none,
-    # like a movie nobody rated, so those inputs are zero
-    tokenized = np.pad(vector, (0, quantizer.config.input_dim - len(vector)))
+    tokenized = query_input(vector, quantizer.config.input_dim, run.text_to_factors())
     free = quantize_in_order(quantizer, tokenized[None]).learned[0]
     codes = quantize_within(quantizer, tokenized, run.sids)
     query = {"text": text, "quantized_sid": "-".join(map(str, free)), "sid_path": "-".join(map(str, codes)),

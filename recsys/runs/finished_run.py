@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys.data.collaborative import TEXT_TO_FACTORS, TextToFactors
 from recsys.data.movielens import TITLE_YEAR, load_movielens
 from recsys.data.splits import chronological
 from recsys.evaluation.labels import label_lookup
@@ -96,6 +97,12 @@ class FinishedRun:
         if not (path / "model.safetensors").exists():
             raise FileNotFoundError(f"{path} is missing: the run has no trained RQ-VAE")
         return load_pretrained(RQVAE, path).eval()
+
+    def text_to_factors(self) -> TextToFactors | None:
+        """The map from text embedding to the collaborative factors the quantizer read, if the run used one
+        (`--sid-unrated-factors text`)."""
+        path = self.run_dir / "quantizer" / TEXT_TO_FACTORS
+        return TextToFactors.load(path) if path.exists() else None
 
     # ------------------------------------------------------------------ lookups
 

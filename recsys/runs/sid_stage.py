@@ -5,7 +5,8 @@ Writes, under runs/<name>/:
     embeddings.parquet movie_id, embedding (the encoder's, L2-normalised; used by the dense baselines)
     sids.parquet       movie_id, sid_0 .. sid_{T-1}, sid ("12-5-33-0")
     sid_labels.parquet a label for every level-1 and level-1+2 prefix (`recsys.evaluation.labels`)
-    quantizer/         the trained RQVAE in save_pretrained layout (RQVAE.from_pretrained)
+    quantizer/         the trained RQVAE in save_pretrained layout (RQVAE.from_pretrained); with text-predicted
+                       factors for unrated movies also text_to_factors.safetensors (`TextToFactors`)
     rqvae/             Lightning logs (CSV, TensorBoard) and checkpoints
     sid_quality.json   the SID quality report, for the chosen preset and, with compare_seed, the seed's
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.collaborative import UNRATED_FACTORS, tokenizer_input
+from recsys.data.collaborative import TEXT_TO_FACTORS, UNRATED_FACTORS, TokenizerInput, tokenizer_input
 from recsys.data.movielens import MovieLens, data_home
 from recsys.data.text import movie_texts
 from recsys.evaluation.labels import label_prefixes
@@ -113,10 +114,12 @@ def embed_movies(movies: pd.DataFrame, dataset: str, cfg: SidConfig, run_dir: Pa
 
 
 def train_and_assign(
-    embeddings: np.ndarray, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path,
+    tokenized: TokenizerInput, genres: list[list[str]], preset_name: str, cfg: SidConfig, out_dir: Path,
     resume: bool = False,
 ) -> tuple[RQVAE, np.ndarray, dict]:
-    """Fit one preset's quantiser (an RQ-VAE, or RQ-KMeans), give every movie a unique SID, measure them."""
+    """Fit one preset's quantiser (an RQ-VAE, or RQ-KMeans), give every movie a unique SID, measure them;
+    the quantiser is saved with the map that made its input from text, if one did."""
+    embeddings = tokenized.vectors
     overrides = cfg.overrides if preset_name == cfg.preset else {}
     preset = get_preset(preset_name, len(embeddings), embeddings.shape[1], **{**overrides, "seed": cfg.seed},
                         trainer=dict(cfg.trainer))
@@ -135,6 +138,8 @@ def train_and_assign(
               "model_config": asdict(preset.model)}
     with atomic_path(out_dir / "quantizer") as tmp:
         model.save_pretrained(tmp)
+        if tokenized.text_to_factors is not None:
+            tokenized.text_to_factors.save(tmp / TEXT_TO_FACTORS)
     return model, semantic_ids.sids, report
 
 
@@ -177,17 +182,18 @@ def build_semantic_ids(dataset: MovieLens, run_dir: Path, cfg: SidConfig, home: 
         log.warning("collaborative IDs on a cold-start split: the cold movies have no training ratings, so they "
                     "share one branch of the tree; --sid-unrated-factors text or --sid-collaborative 0 gives "
                     "each its own ID")
+    tokenized = TokenizerInput(embeddings)
     if cfg.collaborative_dims:
-        embeddings = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
-                                     dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed,
-                                     text=not cfg.collaborative_only, unrated=cfg.unrated_factors)
-    _, sids, reports[cfg.preset] = train_and_assign(embeddings, genres, cfg.preset, cfg, run_dir, resume)
+        tokenized = tokenizer_input(embeddings, dataset.ratings, movies["movie_id"].to_numpy(),
+                                    dims=cfg.collaborative_dims, split=cfg.split, seed=cfg.seed,
+                                    text=not cfg.collaborative_only, unrated=cfg.unrated_factors)
+    _, sids, reports[cfg.preset] = train_and_assign(tokenized, genres, cfg.preset, cfg, run_dir, resume)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), run_dir / "sids.parquet")
     write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), run_dir / "sid_labels.parquet")
     seconds["RQ-VAE and SIDs"] = round(time.perf_counter() - start, 1)
     if cfg.compare_seed and cfg.preset != "seed":
         start = time.perf_counter()
-        _, seed_sids, reports["seed"] = train_and_assign(embeddings, genres, "seed", cfg, run_dir / "seed")
+        _, seed_sids, reports["seed"] = train_and_assign(tokenized, genres, "seed", cfg, run_dir / "seed")
         write_parquet(sids_frame(movies["movie_id"].to_numpy(), seed_sids), run_dir / "seed" / "sids.parquet")
         seconds["seed preset, for comparison"] = round(time.perf_counter() - start, 1)
     quality = {"dataset": dataset.name, "source": dataset.source, "location": dataset.location,
