@@ -195,7 +195,7 @@ def test_search_places_a_text_query_among_collaborative_ids_through_the_saved_ma
     assert main(["run", "--dataset", str(tiny_movielens), "--encoder", str(tiny_sentence_encoder), "--run",
                  str(run), "--split", "cold-start", "--sid-collaborative", "4", "--sid-collaborative-only",
                  "--sid-unrated-factors", "text", "--sid-preset", "rq-kmeans", "--sid-set", "codebook_size=8",
-                 "--models", "popularity", *FAST]) == 0
+                 "--models", "sid-generative", *FAST]) == 0
     text_to_factors = FinishedRun(run).text_to_factors()
     assert text_to_factors is not None and text_to_factors.weight.shape[0] == 4
     capsys.readouterr()
@@ -208,6 +208,14 @@ def test_search_places_a_text_query_among_collaborative_ids_through_the_saved_ma
     assert query_input(vector, width + 4, text_to_factors).shape == (width + 4,)  # text, the factors appended
     with pytest.raises(ValueError, match="zero factors for unrated movies"):
         query_input(vector, 4, None)
+    out = tmp_path / "push"
+    assert main(["push", "--run", str(run), "--repo", "someone/collab", "--to-dir", str(out)]) == 0
+    from huggingface_hub import ModelCard  # the pushed RQ-VAE carries the map and says what it reads
+
+    assert (out / "collab-rqvae" / "text_to_factors.safetensors").read_bytes() == (
+        run / "quantizer" / "text_to_factors.safetensors").read_bytes()
+    card = ModelCard.load(out / "collab-rqvae" / "README.md").text
+    assert "4 SVD factors of a movie's training ratings" in card and "(B, 4) float" in card
 
 
 def test_unrated_factors_need_factors_and_a_known_name():

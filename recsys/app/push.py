@@ -1,8 +1,9 @@
 """`sidrec push`: a finished run's three publishable parts, each as its own Hugging Face Hub repository
 with a generated card.
 
-- `<repo>-rqvae` (model): the RQ-VAE that turns an all-mpnet-base-v2 embedding into a SID
-  (`rqsid.RQVAE.from_pretrained`; its quantizer keeps the seed card's `ResidualQuantizer` layout).
+- `<repo>-rqvae` (model): the RQ-VAE that turns a movie's input (the all-mpnet-base-v2 embedding, or
+  collaborative factors) into a SID (`rqsid.RQVAE.from_pretrained`; its quantizer keeps the seed card's
+  `ResidualQuantizer` layout), with the text-to-factors map when the run made one.
 - `<repo>-sid-generative` (model): the generative-retrieval net (`recsys.nets.generative`), its
   `recommender.json` settings, and the run's metrics.
 - `<repo>-sids` (dataset): movie_id -> SID, as parquet (`datasets.load_dataset`).
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, ModelCard, ModelCardData
 
+from recsys.data.collaborative import TEXT_TO_FACTORS
 from recsys.evaluation.evaluate import metrics_table
 from recsys.models.base import SETTINGS_FILE
 from recsys.runs.multiseed import mean_sd_table
@@ -62,14 +64,33 @@ def _require(run_dir: Path) -> None:
                             f"models/{MODEL_NAME}/model.safetensors")
 
 
+def rqvae_input(run_dir: Path, encoder: str) -> str:
+    """What the run's RQ-VAE reads, in words: the text embedding, with or without collaborative factors,
+    or the factors alone (collaborative IDs), and how a new movie gets factors when the run kept the map."""
+    text_dim = RunDir(run_dir).embeddings.shape[1]
+    factors = read_json(run_dir / "quantizer" / "config.json")["input_dim"] - text_dim
+    words = f"a movie's text embedding ({encoder}, {text_dim} dimensions)"
+    if factors > 0:
+        words += f" with {factors} SVD factors of the training ratings appended"
+    elif factors < 0:
+        words = f"{factors + text_dim} SVD factors of a movie's training ratings (collaborative IDs; no text)"
+    if (run_dir / "quantizer" / TEXT_TO_FACTORS).exists():
+        words += (f". `{TEXT_TO_FACTORS}` (`weight` (factors, {text_dim}), `bias`) predicts the factors from the "
+                  "text embedding x as normalise(weight x + bias): how movies without ratings, and free-text "
+                  "queries, got theirs (`recsys.data.collaborative.TextToFactors`)")
+    return words
+
+
 def write_rqvae(run_dir: Path, out: Path, repos: dict[str, str]) -> None:
     quality = read_json(run_dir / "sid_quality.json")
-    for name in ("config.json", "model.safetensors"):
-        (out / name).write_bytes((run_dir / "quantizer" / name).read_bytes())
+    encoder = quality.get("encoder", "sentence-transformers/all-mpnet-base-v2")
+    for name in ("config.json", "model.safetensors", TEXT_TO_FACTORS):
+        if name != TEXT_TO_FACTORS or (run_dir / "quantizer" / name).exists():
+            (out / name).write_bytes((run_dir / "quantizer" / name).read_bytes())
     card = ModelCard.from_template(
         ModelCardData(license="mit", library_name="pytorch", tags=["semantic-ids", "rq-vae", "movielens"]),
         template_str=RQVAE_CARD, repo=repos["rqvae"], dataset=quality.get("dataset", "MovieLens"),
-        encoder=quality.get("encoder", "sentence-transformers/all-mpnet-base-v2"),
+        input=rqvae_input(run_dir, encoder), input_dim=read_json(run_dir / "quantizer" / "config.json")["input_dim"],
         config=(run_dir / "quantizer" / "config.json").read_text().strip(), licence=LICENCE_NOTE,
         sids=repos["sids"])
     card.save(out / "README.md")
@@ -135,9 +156,9 @@ RQVAE_CARD = """---
 
 # {{ repo }}
 
-An RQ-VAE that turns a movie's text embedding ({{ encoder }}, 768 dimensions) into a Semantic ID: one
-code per level, coarse to fine. Trained by sidrec on {{ dataset }} movie texts
-(title, year, genres, tags). The SIDs it gave every movie are in
+An RQ-VAE that turns a movie's input into a Semantic ID: one code per level, coarse to fine. Its input:
+{{ input }}. Trained by sidrec on {{ dataset }} (movie texts: title, year, genres, tags).
+The SIDs it gave every movie are in
 [{{ sids }}](https://huggingface.co/datasets/{{ sids }}).
 
 ## Load it
@@ -145,7 +166,7 @@ code per level, coarse to fine. Trained by sidrec on {{ dataset }} movie texts
 ```python
 from rqsid import RQVAE
 model = RQVAE.from_pretrained("{{ repo }}").eval()
-codes = model(embeddings).semantic_ids   # (B, 768) float -> (B, levels) int
+codes = model(inputs).semantic_ids   # (B, {{ input_dim }}) float -> (B, levels) int
 ```
 
 `model.quantizer` is a `rqsid.ResidualQuantizer` in the seed card's layout
