@@ -46,11 +46,16 @@ def main() -> None:
     b = pd.read_parquet(args.reference / "per_user.parquet").set_index("user_id")[args.model]
     if not a.index.equals(b.index):
         raise SystemExit(f"{args.run} and {args.reference} evaluated different users")
-    cold = cold_target(args.catalogue or args.reference, metrics["dataset"]).loc[a.index].to_numpy()
+    catalogue = args.catalogue or args.reference
+    if not (catalogue / "movies.parquet").exists():
+        raise SystemExit(f"{catalogue} holds no movies.parquet (a seeds' summary?): name one of its seed "
+                         f"folders with --catalogue, e.g. --catalogue {catalogue}/seed-1")
+    cold = cold_target(catalogue, metrics["dataset"]).loc[a.index].to_numpy()
     for name, mask in (("all users", np.ones(len(a), bool)), ("cold target", cold), ("warm target", ~cold)):
         r = paired_comparison(a.to_numpy()[mask], b.to_numpy()[mask])
         print(f"{name} ({mask.sum()}): {a[mask].mean():.4f} against {b[mask].mean():.4f}, "
-              f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}], Wilcoxon p = {r.wilcoxon_p:.2g}")
+              f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}], Wilcoxon p = "
+              + ("n/a (no differences)" if r.wilcoxon_p is None else f"{r.wilcoxon_p:.2g}"))
 
 
 if __name__ == "__main__":
