@@ -178,7 +178,9 @@ def test_the_text_to_factors_map_round_trips_and_is_what_filled_the_factors(tmp_
     text_to_factors.save(tmp_path / "map.safetensors")
     loaded = TextToFactors.load(tmp_path / "map.safetensors")
     np.testing.assert_array_equal(loaded(text[:5]), filled[:5])
-    assert fill_unrated(filled, text)[1] is None  # every movie rated: nothing to fill, no map
+    unchanged, kept = fill_unrated(filled, text)  # every movie rated: nothing to fill, the map still made
+    np.testing.assert_array_equal(unchanged, filled)
+    assert kept is not None and fill_unrated(np.zeros_like(filled), text)[1] is None
 
 
 def test_search_places_a_text_query_among_collaborative_ids_through_the_saved_map(

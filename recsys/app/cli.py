@@ -274,9 +274,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                      help="DIMS SVD factors of the training interactions in the tokenizer's input (default: the "
                           "preset's: 64 on ml-1m, 0 on ml-100k; 0: text only)")
     run.add_argument("--sid-collaborative-only", action=argparse.BooleanOptionalAction, default=None,
-                     help="the tokenizer reads those factors alone, no text (collaborative IDs; movies without "
-                          "training ratings share one branch unless --sid-unrated-factors text, and free-text search "
-                          "is not possible); "
+                     help="the tokenizer reads those factors alone, no text (collaborative IDs; unless "
+                          "--sid-unrated-factors text, movies without training ratings share one branch and "
+                          "free-text search is refused); "
                           "--no-sid-collaborative-only appends them to the text (default: the preset's)")
     run.add_argument("--sid-unrated-factors", default=None, choices=UNRATED_FACTORS,
                      help="with --sid-collaborative: the factors of movies without training ratings: zero (they "

@@ -64,11 +64,11 @@ def _require(run_dir: Path) -> None:
                             f"models/{MODEL_NAME}/model.safetensors")
 
 
-def rqvae_input(run_dir: Path, encoder: str) -> str:
+def rqvae_input(run_dir: Path, input_dim: int, encoder: str) -> str:
     """What the run's RQ-VAE reads, in words: the text embedding, with or without collaborative factors,
     or the factors alone (collaborative IDs), and how a new movie gets factors when the run kept the map."""
     text_dim = RunDir(run_dir).embeddings.shape[1]
-    factors = read_json(run_dir / "quantizer" / "config.json")["input_dim"] - text_dim
+    factors = input_dim - text_dim
     words = f"a movie's text embedding ({encoder}, {text_dim} dimensions)"
     if factors > 0:
         words += f" with {factors} SVD factors of the training ratings appended"
@@ -84,13 +84,14 @@ def rqvae_input(run_dir: Path, encoder: str) -> str:
 def write_rqvae(run_dir: Path, out: Path, repos: dict[str, str]) -> None:
     quality = read_json(run_dir / "sid_quality.json")
     encoder = quality.get("encoder", "sentence-transformers/all-mpnet-base-v2")
-    for name in ("config.json", "model.safetensors", TEXT_TO_FACTORS):
-        if name != TEXT_TO_FACTORS or (run_dir / "quantizer" / name).exists():
-            (out / name).write_bytes((run_dir / "quantizer" / name).read_bytes())
+    input_dim = read_json(run_dir / "quantizer" / "config.json")["input_dim"]
+    for path in (run_dir / "quantizer").iterdir():  # the RQ-VAE's config and weights, and the map if any
+        if path.name in ("config.json", "model.safetensors", TEXT_TO_FACTORS):
+            (out / path.name).write_bytes(path.read_bytes())
     card = ModelCard.from_template(
         ModelCardData(license="mit", library_name="pytorch", tags=["semantic-ids", "rq-vae", "movielens"]),
         template_str=RQVAE_CARD, repo=repos["rqvae"], dataset=quality.get("dataset", "MovieLens"),
-        input=rqvae_input(run_dir, encoder), input_dim=read_json(run_dir / "quantizer" / "config.json")["input_dim"],
+        input=rqvae_input(run_dir, input_dim, encoder), input_dim=input_dim,
         config=(run_dir / "quantizer" / "config.json").read_text().strip(), licence=LICENCE_NOTE,
         sids=repos["sids"])
     card.save(out / "README.md")

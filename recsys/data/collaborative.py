@@ -94,10 +94,10 @@ class TokenizerInput:
 
 def fill_unrated(factors: np.ndarray, text_embeddings: np.ndarray) -> tuple[np.ndarray, TextToFactors | None]:
     """(N, dims) factors where each all-zero row (a movie without a training interaction) is replaced by
-    what its text predicts (`TextToFactors`, fit on the movies that have interactions), and the map; the
-    factors unchanged and None when every movie, or fewer than two, has interactions."""
+    what its text predicts (`TextToFactors`, fit on the movies that have interactions), and the map (kept
+    even when every movie has interactions, for text queries); None when fewer than two have any."""
     rated = np.linalg.norm(factors, axis=1) > 0
-    if rated.all() or rated.sum() < 2:
+    if rated.sum() < 2:
         return factors, None
     text_to_factors = TextToFactors.fit(text_embeddings[rated], factors[rated])
     out = factors.copy()

@@ -48,7 +48,7 @@ RUN_PRESETS = {
                      "lr": 2e-3, "lr_schedule": "cosine", "warmup": 0.05, "dropout": 0.1,
                      "itemknn_neighbours": 1600, "content_decay": 0.5},
         sid_collaborative=64, sid_collaborative_only=True, sid_unrated_factors="text",
-        note="ML-1M at a fixed budget of 24 epochs per learned model (hours on a 2-core CPU, minutes on a GPU), "
+        note="ML-1M at a fixed budget of 24 epochs per learned model (about an hour on 2 CPU cores, minutes on a GPU), "
              "collaborative IDs, unrated movies' factors from their text (--sid-collaborative 0 for text SIDs)",
     ),
     # ML-1M on one GPU, as SASRec runs it (the last 200 items), trained until early stopping or 3 minutes
