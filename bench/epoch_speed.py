@@ -15,6 +15,7 @@ bench/results/epoch-speed-<dataset>-<label>.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import statistics
 import time
@@ -48,8 +49,10 @@ def optimiser_of(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """The optimiser the pipeline's LightningModule configures (before: plain AdamW)."""
     from recsys.train.fit import RecommenderModule
 
-    module = RecommenderModule(model, None, 0, cfg.training)
-    return module.configure_optimizers()
+    # The learning-rate schedule needs a Trainer's step count and costs nothing per step: left out here
+    training = dataclasses.replace(cfg.training, lr_schedule="constant", warmup=0.0)
+    optimiser = RecommenderModule(model, None, 0, training).configure_optimizers()
+    return optimiser["optimizer"] if isinstance(optimiser, dict) else optimiser
 
 
 def time_steps(model: torch.nn.Module, data: SequenceDataModule, cfg, warmup: int, batches: int) -> dict:

@@ -33,9 +33,10 @@ RUN_PRESETS = {
         note="library defaults, sized for a laptop CPU",
     ),
     # ML-1M: the last 50 items (200 costs more per epoch, mostly padding; bench/results/epoch-speed-ml-1m-*.json);
-    # 24 epochs of lr 2e-3 with 5 % warmup and cosine decay, dropout 0.1, which gave both learned models a better
-    # validation NDCG@10 and NLL than 18 epochs of lr 1e-3 constant with dropout 0.2
-    # (results/ml-1m/ablations/README.md); the count-based and
+    # lr 2e-3 with 5 % warmup and cosine decay, dropout 0.1, which gave both learned models a better validation
+    # NDCG@10 and NLL than lr 1e-3 constant with dropout 0.2 (results/ml-1m/ablations/README.md). 12 epochs per
+    # learned model, so that the whole run fits 30 minutes on 2 CPU cores; 24 (--set max_epochs=24, what the
+    # GPU tables train) buy a little more (results/ml-1m-cpu-12/README.md). The count-based and
     # content baselines at their best validation settings (bench/results/tune-simple-ml-1m.json).
     # Collaborative IDs (the RQ-VAE on 64 SVD factors alone) gave every seed, on two machines, a better
     # validation NDCG@10 than text SIDs (results/ml-1m/ablations/README.md); on ML-100K they lost, so that
@@ -44,11 +45,11 @@ RUN_PRESETS = {
     # faster (no wide collision group) and an ID of its own for every cold movie (results/ml-1m-unrated-text-gpu/).
     "ml-1m": RunPreset(
         "ml-1m",
-        recommender={"max_len": 50, "batch_size": 128, "max_epochs": 24, "val_every": 2, "patience": 3,
+        recommender={"max_len": 50, "batch_size": 128, "max_epochs": 12, "val_every": 2, "patience": 3,
                      "lr": 2e-3, "lr_schedule": "cosine", "warmup": 0.05, "dropout": 0.1,
                      "itemknn_neighbours": 1600, "content_decay": 0.5},
         sid_collaborative=64, sid_collaborative_only=True, sid_unrated_factors="text",
-        note="ML-1M at a fixed budget of 24 epochs per learned model (about an hour on 2 CPU cores, minutes on a GPU), "
+        note="ML-1M at a fixed budget of 12 epochs per learned model (under 30 minutes on 2 CPU cores), "
              "collaborative IDs, unrated movies' factors from their text (--sid-collaborative 0 for text SIDs)",
     ),
     # ML-1M on one GPU, as SASRec runs it (the last 200 items), trained until early stopping or 3 minutes
