@@ -42,3 +42,20 @@ def test_every_run_preset_makes_a_valid_recommender_config(name):
 def test_unknown_run_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown run preset 'ml-2m'"):
         get_run_preset("ml-2m")
+
+
+def test_training_curves_of_a_run_without_learned_recommenders_warn_of_nothing(tmp_path):
+    # A run of the count-based models alone has the RQ-VAE's log and no recommender's: the figure is made,
+    # its recommender panels say why they are empty, and matplotlib has no empty legend to warn about
+    import warnings
+
+    from recsys.runs.figures import training_curves
+
+    logs = tmp_path / "rqvae" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "metrics.csv").write_text("epoch,val/reconstruction,val/quantization,val/loss\n"
+                                      "0,0.5,0.1,0.6\n1,0.4,0.1,0.5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = training_curves(tmp_path)
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

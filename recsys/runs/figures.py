@@ -111,7 +111,11 @@ def training_curves(run_dir: Path) -> Path | None:
     axes[1].set(title="Recommenders: training loss", xlabel="epoch", ylabel="cross-entropy (nats per item)")
     axes[2].set(title="Recommenders: validation NDCG@10", xlabel="epoch", ylabel="NDCG@10")
     for ax in axes[1:]:
-        ax.legend(fontsize=8)
+        if models:
+            ax.legend(fontsize=8)
+        else:  # e.g. a run of the count-based models alone: say so rather than draw an empty legend
+            ax.text(0.5, 0.5, "no learned recommender in this run", ha="center", va="center",
+                    transform=ax.transAxes)
     return _save(fig, run_dir, "training_curves.png")
 
 
