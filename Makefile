@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 # MovieLens-1M, the field's standard benchmark: the whole pipeline with the ml-1m preset, report in
 # runs/ml-1m/report.md. Under 30 minutes on 2 CPU cores (12 epochs per learned model), minutes on a GPU
-# (ARGS="--accelerator gpu"); extra `sidrec run` flags go in ARGS="...", e.g. ARGS="--set max_epochs=24".
+# (ARGS="--accelerator gpu"); extra `sidrec run` flags go in ARGS="...", e.g. ARGS="--set max_epochs=24 --set lr=0.002".
 ml-1m: $(STAMP)
 	$(BIN)/sidrec run --preset ml-1m --run runs/ml-1m $(ARGS)
 
