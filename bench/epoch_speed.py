@@ -51,8 +51,7 @@ def optimiser_of(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
 
     # The learning-rate schedule needs a Trainer's step count and costs nothing per step: left out here
     training = dataclasses.replace(cfg.training, lr_schedule="constant", warmup=0.0)
-    optimiser = RecommenderModule(model, None, 0, training).configure_optimizers()
-    return optimiser["optimizer"] if isinstance(optimiser, dict) else optimiser
+    return RecommenderModule(model, None, 0, training).configure_optimizers()
 
 
 def time_steps(model: torch.nn.Module, data: SequenceDataModule, cfg, warmup: int, batches: int) -> dict:

@@ -1,8 +1,11 @@
 """Run presets and the report's tables."""
 
+import warnings
+
 import pytest
 
 from recsys.models.config import recommender_config
+from recsys.runs.figures import training_curves
 from recsys.runs.presets import RUN_PRESETS, get_run_preset
 from recsys.runs.report import gap_sentence, results_table, to_markdown
 
@@ -47,10 +50,6 @@ def test_unknown_run_preset_is_a_clear_error():
 def test_training_curves_of_a_run_without_learned_recommenders_warn_of_nothing(tmp_path):
     # A run of the count-based models alone has the RQ-VAE's log and no recommender's: the figure is made,
     # its recommender panels say why they are empty, and matplotlib has no empty legend to warn about
-    import warnings
-
-    from recsys.runs.figures import training_curves
-
     logs = tmp_path / "rqvae" / "logs"
     logs.mkdir(parents=True)
     (logs / "metrics.csv").write_text("epoch,val/reconstruction,val/quantization,val/loss\n"
