@@ -27,6 +27,35 @@ def test_training_config_refuses_bad_schedules(bad):
         TrainingConfig(**bad)
 
 
+@pytest.mark.parametrize("bad", [{"future_targets": 0}, {"future_targets": 2, "sampling": "prefixes"},
+                                 {"future_weight": 0.0}, {"future_weight": 1.5}])
+def test_training_config_refuses_bad_future_targets(bad):
+    with pytest.raises(ValueError, match="future"):
+        TrainingConfig(**bad)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_future_targets_add_the_later_items_losses_by_hand():
+    from recsys.nets.dense import DenseConfig, DenseSequentialModel
+    from recsys.train.fit import RecommenderModule
+
+    torch.manual_seed(0)
+    # eval(): no dropout, whose masks would differ between the loss calls compared
+    model = DenseSequentialModel(DenseConfig(d_model=8, n_layers=1, n_heads=1, max_len=4, num_items=10)).eval()
+    inputs = torch.tensor([[-1, 3, 4, 5], [1, 2, 3, 4]])  # windows [3 4 5 6] and [1 2 3 4 7]
+    targets = torch.tensor([[-1, 4, 5, 6], [2, 3, 4, 7]])
+    users = torch.zeros(2, dtype=torch.long)
+    module = RecommenderModule(model, None, 10, TrainingConfig(future_targets=3, future_weight=0.5))
+    second = torch.tensor([[-1, 5, 6, -1], [3, 4, 7, -1]])  # the item after the next one
+    third = torch.tensor([[-1, 6, -1, -1], [4, 7, -1, -1]])
+    expected = (model.loss(inputs, targets, users) + 0.5 * model.loss(inputs, second, users)
+                + 0.25 * model.loss(inputs, third, users))
+    assert float(module.training_step([inputs, targets, users], 0)) == pytest.approx(float(expected), rel=1e-6)
+    # windows of two items have no later target: the loss is the next item's alone, and finite
+    short = (torch.tensor([[-1, -1, -1, 8]]), torch.tensor([[-1, -1, -1, 9]]), torch.zeros(1, dtype=torch.long))
+    assert float(module.training_step(list(short), 0)) == pytest.approx(float(model.loss(*short)), rel=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_cosine_schedule_reaches_zero_at_max_epochs(tmp_path):

@@ -24,6 +24,12 @@ class TrainingConfig:
     # after a linear warmup over the first `warmup` fraction of max_epochs' steps.
     lr_schedule: str = "constant"
     warmup: float = 0.0
+    # How many of the following items each position learns to predict: 1 = the next one only; J > 1 adds
+    # the j-th next item's loss with weight future_weight ** (j - 1) (windows sampling only). Items rated
+    # in one session, often in one second, come in an arbitrary order, so the ones after the next are
+    # nearly as much "what comes next" as the next one is.
+    future_targets: int = 1
+    future_weight: float = 0.5
     seed: int = 42
     trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision, ...
 
@@ -39,5 +45,12 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"TrainingConfig.warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if not isinstance(self.future_targets, int) or self.future_targets < 1:
+            raise ValueError(f"TrainingConfig.future_targets must be an integer >= 1, got {self.future_targets!r}")
+        if self.future_targets > 1 and self.sampling != "windows":
+            raise ValueError("TrainingConfig.future_targets > 1 needs sampling 'windows' (a sampled prefix has "
+                             "one target only)")
+        if not 0 < self.future_weight <= 1:
+            raise ValueError(f"TrainingConfig.future_weight must be in (0, 1], got {self.future_weight!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"TrainingConfig.max_minutes must be positive, got {self.max_minutes}")

@@ -14,12 +14,13 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
 from recsys.data.splits import SequenceSplit
 from recsys.evaluation.metrics import ndcg_at_k, recall_at_k
-from recsys.train.batches import SequenceDataModule, exclusion_mask, left_pad, stage_histories
+from recsys.train.batches import PAD, SequenceDataModule, exclusion_mask, left_pad, stage_histories
 from recsys.train.config import MONITOR, TrainingConfig
 from rqsid.lightning import check_finite, fit_best
 
@@ -62,6 +63,11 @@ class RecommenderModule(L.LightningModule):
         inputs, targets, users = batch  # (B, L), (B, L), (B,); PAD targets are not scored
         existing = None if self.existing is None else self.existing.to(inputs.device)
         loss = self.model.loss(inputs, targets, users, existing)
+        cfg = self.training_config
+        for offset in range(1, cfg.future_targets):  # the item `offset` places after each next one
+            later = F.pad(targets[:, offset:], (0, offset), value=PAD)  # (B, L)
+            if (later[inputs >= 0] >= 0).any():  # a batch of short windows may have none
+                loss = loss + cfg.future_weight ** offset * self.model.loss(inputs, later, users, existing)
         check_finite(loss, self)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
