@@ -10,7 +10,8 @@ NDCG@10 (`recsys.evaluation.significance`), the model's wall minutes, and the SI
 beside what random codes of the same sizes would give (the codes' alignment with what people watch next).
 Prints Markdown; writes nothing.
 
-`--plot PATH` also draws every row's best validation and test NDCG@10 (means over a row's seeds) into a PNG.
+`--plot PATH` also draws every row's best validation and test NDCG@10 (means over a row's seeds) into a PNG;
+`--curves PATH` each row's validation NDCG@10 and NLL over the epochs (each seed a line).
 
 Several seeds of a row: `label=RUN1,RUN2,RUN3` with `--reference default=REF1,REF2,REF3` (seed i of the
 row against seed i of the reference, the same SIDs) prints one summary line after the per-seed rows:
@@ -137,16 +138,41 @@ def plot(specs: list[tuple[str, list[tuple[Path, str]]]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def curves(specs: list[tuple[str, list[tuple[Path, str]]]], path: Path) -> None:
+    """Validation NDCG@10 (left) and NLL (right) against the epoch, one colour per label, one line per seed."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
+    for colour, (label, seeds) in enumerate(specs):
+        for i, (run, model) in enumerate(seeds):
+            checks = read_log(run / "train" / model / "logs" / "metrics.csv").dropna(subset=["val/ndcg@10"])
+            style = {"color": f"C{colour}", "label": label if i == 0 else None, "linewidth": 1}
+            left.plot(checks["epoch"] + 1, checks["val/ndcg@10"], **style)
+            if "val/nll" in checks:
+                right.plot(checks["epoch"] + 1, checks["val/nll"], **style)
+    for ax, name in ((left, "validation NDCG@10"), (right, "validation NLL (nats per item)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="label=RUN[:MODEL]")
     parser.add_argument("--reference", help="label=RUN[:MODEL] every row is paired against")
     parser.add_argument("--plot", type=Path, help="also draw every row's validation and test NDCG@10 into this PNG")
+    parser.add_argument("--curves", type=Path, help="also draw every row's validation curves into this PNG")
     args = parser.parse_args()
     specs = [parse(s) for s in ([args.reference] if args.reference else []) + args.runs]
     reference = specs[0][1] if args.reference else None
     if args.plot:
         plot(specs, args.plot)
+    if args.curves:
+        curves(specs, args.curves)
     print("| row | seed | best val NDCG@10 (epoch) | val NLL at best | test NDCG@10 | test R@20 | "
           "paired vs reference (test NDCG@10) | model min | level-1 perplexity | next shares code 1 (random) |")
     print("|---" * 10 + "|")

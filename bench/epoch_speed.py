@@ -45,24 +45,26 @@ def build(name: str, cfg, catalogue, embeddings, sids) -> torch.nn.Module:
     return REGISTRY[name].build(FitContext(catalogue, embeddings, sids, cfg)).build_module()
 
 
-def optimiser_of(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """The optimiser the pipeline's LightningModule configures (before: plain AdamW)."""
+def trained_by(model: torch.nn.Module, cfg):  # -> RecommenderModule (imported here: Lightning)
+    """The pipeline's LightningModule around `model`: its training_step (the loss with any future targets)
+    and the optimiser it configures."""
     from recsys.train.fit import RecommenderModule
 
     # The learning-rate schedule needs a Trainer's step count and costs nothing per step: left out here
     training = dataclasses.replace(cfg.training, lr_schedule="constant", warmup=0.0)
-    return RecommenderModule(model, None, 0, training).configure_optimizers()
+    return RecommenderModule(model, None, 0, training)
 
 
 def time_steps(model: torch.nn.Module, data: SequenceDataModule, cfg, warmup: int, batches: int) -> dict:
-    optimiser = optimiser_of(model, cfg)
+    module = trained_by(model, cfg)
+    optimiser = module.configure_optimizers()
     loader = iter(data.train_dataloader())
     times, cpu_times = [], []
     model.train()
     for step in range(warmup + batches):
         start, cpu_start = time.perf_counter(), time.process_time()
         inputs, targets, users = next(loader)
-        loss = model.loss(inputs, targets, users)
+        loss = module.training_step([inputs, targets, users], 0)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -78,12 +80,13 @@ def time_steps(model: torch.nn.Module, data: SequenceDataModule, cfg, warmup: in
 
 
 def profile_steps(model: torch.nn.Module, data: SequenceDataModule, cfg, steps: int, path) -> None:
-    optimiser = optimiser_of(model, cfg)
+    module = trained_by(model, cfg)
+    optimiser = module.configure_optimizers()
     loader = iter(data.train_dataloader())
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             inputs, targets, users = next(loader)
-            loss = model.loss(inputs, targets, users)
+            loss = module.training_step([inputs, targets, users], 0)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
