@@ -27,6 +27,7 @@ import torch
 
 from recsys.data.inputs import exclusion_mask, left_pad
 from recsys.data.splits import make_split, stage_inputs, stage_targets
+from recsys.evaluation.metrics import ndcg_at_k
 from recsys.evaluation.significance import paired_comparison
 from recsys.nets import exact_scoring
 from recsys.runs.finished_run import FinishedRun
@@ -57,14 +58,9 @@ def level_scores(net: torch.nn.Module, histories: list[np.ndarray], level: int) 
 
 
 def target_ndcg(scores: torch.Tensor, exclude: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """(U,) NDCG@K of each user's one target: 1 / log2(rank + 2) when rank < K, rank = allowed movies
-    scored above it (ties to the lower index, as the exact ranker breaks them)."""
-    scores = scores.masked_fill(exclude, -torch.inf)
-    target = scores.gather(1, targets[:, None])  # (U, 1)
-    index = torch.arange(scores.shape[1])[None]
-    above = (scores > target) | ((scores == target) & (index < targets[:, None]))
-    rank = above.sum(1).numpy()
-    return np.where(rank < K, 1.0 / np.log2(rank + 2.0), 0.0)
+    """(U,) NDCG@K of each user's target, ranked as the exact scorer ranks (excluded items last, ties to
+    the lower index)."""
+    return ndcg_at_k(exact_scoring._ranked(scores, exclude, K).items.numpy(), targets.numpy(), K)
 
 
 def stage_figures(net: torch.nn.Module, split, catalogue_size: int, stage: str) -> tuple:
@@ -79,7 +75,6 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    torch.manual_seed(0)
     run = FinishedRun(args.run)
     net = run.recommender("sid-generative").net.eval()
     split = make_split(run.metrics.get("split", "leave-one-out"), run.ratings, run.catalogue)
