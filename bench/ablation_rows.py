@@ -133,7 +133,7 @@ def plot(specs: list[tuple[str, list[tuple[Path, str]]]], path: Path) -> None:
     ax.axvline(test[-1], color="C1", linewidth=0.8, linestyle=":")  # the first row: the reference
     ax.set_xlabel("NDCG@10")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)  # above: clear of the x label
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
