@@ -51,6 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"--out {args.out} exists; choose a new directory")
+    for needed in ("sid_quality.json", "metrics.json", "models/faiss-dense/model.safetensors"):
+        if not (args.run / needed).is_file():
+            parser.error(f"--run {args.run}: {needed} missing (a finished one-seed run with faiss-dense is needed)")
     quality = read_json(args.run / "sid_quality.json")
     metrics = read_json(args.run / "metrics.json")
     preset = next(iter(quality["presets"]))
