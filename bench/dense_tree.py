@@ -59,16 +59,16 @@ def main() -> None:
     preset = next(iter(quality["presets"]))
     movies = pd.read_parquet(args.run / "movies.parquet")
     dataset = load_movielens(quality["dataset"])
-    split = metrics.get("split", "leave-one-out")
+    split = metrics["split"]
     vectors = dense_item_vectors(args.run, movies, dataset.ratings, split)
     text = np.stack(pd.read_parquet(args.run / "embeddings.parquet")["embedding"].to_numpy()).astype(np.float32)
-    vectors, _ = fill_unrated(vectors, text)
+    tokenized = TokenizerInput(*fill_unrated(vectors, text))  # the map too, saved beside the quantiser
     cfg = SidConfig(preset=preset, seed=quality["seed"], progress=False)
     args.out.mkdir(parents=True)
     for name in ("movies.parquet", "embeddings.parquet"):
         shutil.copy(args.run / name, args.out / name)
     genres = [list(g) for g in movies["genres"]]
-    _, sids, report = train_and_assign(TokenizerInput(vectors), genres, preset, cfg, args.out)
+    _, sids, report = train_and_assign(tokenized, genres, preset, cfg, args.out)
     write_parquet(sids_frame(movies["movie_id"].to_numpy(), sids), args.out / "sids.parquet")
     write_parquet(label_prefixes(movies, sids, rating_counts(dataset, movies)), args.out / "sid_labels.parquet")
     write_json({**quality, "presets": {preset: report}, "tokenizer_input": f"faiss-dense item table of {args.run}"},
